@@ -1,0 +1,172 @@
+//! The out-of-tree module built with Kbuild inside the kernel's own suite chroot (its gcc, its
+//! headers), so each kernel's modules are compiled the way that kernel was. Results are cached by
+//! the module sources' content and the exact kernel and compiler.
+
+use crate::chroot::remove_tree;
+use crate::{Kernel, KernelsError};
+use bdsnap_host::{CmdLog, ContentKey};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const READY_MARK: &str = ".bdsnap-ready";
+
+/// The modules built for one kernel.
+#[derive(Debug, Clone)]
+pub struct ModuleBuild {
+    /// The `.ko` files, in name order.
+    pub modules: Vec<PathBuf>,
+    /// Kbuild's full output.
+    pub log: PathBuf,
+    /// Whether the build came from the cache.
+    pub cached: bool,
+}
+
+/// Generated and built files in the source tree that must not change the cache key.
+fn is_build_output(rel: &Path) -> bool {
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    rel.starts_with("build")
+        || [
+            ".o", ".ko", ".mod", ".mod.c", ".cmd", ".order", ".symvers", ".tmp",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+        || name == "compat_config.h"
+}
+
+/// Compiler diagnostics in a Kbuild log: each is a defect, the module must build without any.
+pub fn compiler_warnings(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| l.contains("warning:") || l.contains("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Builds the module sources in `src` for `kernel`, or returns the cached build.
+pub fn build_module(
+    kernel: &Kernel,
+    src: &Path,
+    cache: &Path,
+    log: &CmdLog,
+) -> Result<ModuleBuild, KernelsError> {
+    let name = &kernel.spec.name;
+    let io = |path: &Path, source| KernelsError::Io {
+        kernel: name.clone(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut key = ContentKey::new("module");
+    key.add_tree(src, &is_build_output)
+        .map_err(|e| io(src, e))?;
+    key.add_str("release", &kernel.versions.release)
+        .add_str("package", &kernel.versions.package_version)
+        .add_str("compiler", &kernel.versions.compiler);
+    let out = cache
+        .join("modules")
+        .join(format!("{}-{}", kernel.versions.release, key.short()));
+    let build_log = out.join("build.log");
+    if out.join(READY_MARK).is_file() {
+        return Ok(ModuleBuild {
+            modules: list_modules(&out).map_err(|e| io(&out, e))?,
+            log: build_log,
+            cached: true,
+        });
+    }
+
+    let inside = "build/bdsnap";
+    let work = kernel.chroot.root.join(inside);
+    remove_tree(&work).map_err(|e| io(&work, e))?;
+    std::fs::create_dir_all(&work).map_err(|e| io(&work, e))?;
+    log.run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(&work),
+    )
+    .map_err(|source| KernelsError::Command {
+        kernel: name.clone(),
+        source,
+    })?;
+    let _ = std::fs::remove_dir_all(work.join("build"));
+    let release = &kernel.versions.release;
+    let built = kernel.chroot.run(
+        name,
+        log,
+        &[
+            "make",
+            "-C",
+            &format!("/{inside}"),
+            &format!("KVER={release}"),
+        ],
+    )?;
+    let output = format!("{}{}", built.stdout, built.stderr);
+    let diagnostics = compiler_warnings(&output);
+    if !diagnostics.is_empty() {
+        return Err(KernelsError::Prepare {
+            kernel: name.clone(),
+            message: format!(
+                "the module must build without warnings; the compiler said:\n{}",
+                diagnostics.join("\n")
+            ),
+        });
+    }
+    let produced = work.join("build").join(release);
+    let tmp = out.with_extension("tmp");
+    remove_tree(&tmp).map_err(|e| io(&tmp, e))?;
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let modules = list_modules(&produced).map_err(|e| io(&produced, e))?;
+    if modules.is_empty() {
+        return Err(KernelsError::Prepare {
+            kernel: name.clone(),
+            message: format!("make produced no .ko in {}", produced.display()),
+        });
+    }
+    for ko in &modules {
+        let dst = tmp.join(ko.file_name().unwrap_or_default());
+        std::fs::copy(ko, &dst).map_err(|e| io(&dst, e))?;
+    }
+    std::fs::write(tmp.join("build.log"), &output).map_err(|e| io(&tmp, e))?;
+    std::fs::write(tmp.join(READY_MARK), release).map_err(|e| io(&tmp, e))?;
+    remove_tree(&out).map_err(|e| io(&out, e))?;
+    std::fs::rename(&tmp, &out).map_err(|e| io(&out, e))?;
+    Ok(ModuleBuild {
+        modules: list_modules(&out).map_err(|e| io(&out, e))?,
+        log: build_log,
+        cached: false,
+    })
+}
+
+fn list_modules(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut kos: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ko"))
+        .collect();
+    kos.sort();
+    Ok(kos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_outputs_do_not_change_the_key() {
+        assert!(is_build_output(Path::new("build/6.1/bdsnap.ko")));
+        assert!(is_build_output(Path::new("src/.main.o.cmd")));
+        assert!(is_build_output(Path::new("src/main.o")));
+        assert!(is_build_output(Path::new("compat_config.h")));
+        assert!(!is_build_output(Path::new("src/main.c")));
+        assert!(!is_build_output(Path::new("Kbuild")));
+    }
+
+    #[test]
+    fn warnings_are_found() {
+        let log = "  CC [M]  /b/src/main.o\n/b/src/main.c:3:5: warning: unused variable 'x' [-Wunused-variable]\n  LD [M]  bdsnap.ko\n";
+        assert_eq!(compiler_warnings(log).len(), 1);
+        assert!(compiler_warnings("  CC [M] a.o\n").is_empty());
+    }
+}

@@ -1,0 +1,71 @@
+//! The table printed at the end of a run: kernel × scenario → PASS/FAIL and why.
+
+use crate::model::{one_line, RunSummary};
+use std::fmt::Write as _;
+
+/// How much of a failure reason fits on a terminal line; the files have the rest.
+const REASON_CHARS: usize = 110;
+
+/// A plain-text table (no colours: it also lands in CI logs) followed by a count line.
+pub fn render_terminal_summary(summary: &RunSummary) -> String {
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for (kernel, info, cases) in summary.by_kernel() {
+        let kernel_label = match info {
+            Some(k) if !k.release.is_empty() => format!("{kernel} ({})", k.release),
+            _ => kernel.to_string(),
+        };
+        for case in cases {
+            let (result, reason) = match case.failure_message() {
+                None => ("PASS", String::new()),
+                Some(msg) => ("FAIL", shorten(&one_line(&msg), REASON_CHARS)),
+            };
+            rows.push([
+                kernel_label.clone(),
+                case.scenario.clone(),
+                result.to_string(),
+                reason,
+            ]);
+        }
+    }
+    let header = ["KERNEL", "SCENARIO", "RESULT", "REASON"].map(String::from);
+    let mut widths = header.each_ref().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let failed = summary.failed_count();
+    let total = summary.cases.len();
+    // Deliberately not the bare "N passed, N failed" form: CI readers take that line for a
+    // test runner's verdict on the project's own tests.
+    let _ = writeln!(
+        out,
+        "{total} cases: {} passed, {failed} failed (run {}, accel {}, {}.{:01} s)",
+        total - failed,
+        summary.run_id,
+        summary.accel,
+        summary.duration_ms / 1000,
+        (summary.duration_ms % 1000) / 100
+    );
+    out
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}

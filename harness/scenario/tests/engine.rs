@@ -1,0 +1,269 @@
+//! The engine against a scripted fake guest: verdicts, skipping, records, timeouts, env.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bdsnap_scenario::{load_str, run, ExecResult, Guest, GuestError, Scenario, Verdict};
+
+/// Answers commands from a script and records every call, so tests can check what the
+/// engine asked for as well as what it concluded.
+#[derive(Default)]
+struct FakeGuest {
+    replies: HashMap<String, Result<ExecResult, GuestError>>,
+    unplug_error: Option<GuestError>,
+    calls: Vec<String>,
+    envs: Vec<Vec<(String, String)>>,
+    timeouts: Vec<Duration>,
+}
+
+impl FakeGuest {
+    fn reply(mut self, command: &str, exit: i32, stdout: &str, stderr: &str) -> Self {
+        self.replies.insert(
+            command.to_string(),
+            Ok(ExecResult {
+                stdout: stdout.to_string(),
+                stderr: stderr.to_string(),
+                exit,
+                duration: Duration::from_millis(7),
+            }),
+        );
+        self
+    }
+
+    fn fail(mut self, command: &str, err: GuestError) -> Self {
+        self.replies.insert(command.to_string(), Err(err));
+        self
+    }
+}
+
+impl Guest for FakeGuest {
+    fn exec(
+        &mut self,
+        command: &str,
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<ExecResult, GuestError> {
+        self.calls.push(command.to_string());
+        self.envs.push(env.to_vec());
+        self.timeouts.push(timeout);
+        self.replies.get(command).cloned().unwrap_or(Ok(ExecResult {
+            stdout: String::new(),
+            stderr: String::new(),
+            exit: 0,
+            duration: Duration::from_millis(1),
+        }))
+    }
+
+    fn unplug(&mut self, name: &str) -> Result<(), GuestError> {
+        self.calls.push(format!("unplug {name}"));
+        match &self.unplug_error {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+const SCENARIO: &str = "\
+name: engine
+timeout: 10m
+disks:
+  - {name: data, size: 1MiB}
+steps:
+  - run: modprobe bdsnap
+  - run: grep -c '^bdsnap ' /proc/modules
+    expect: {stdout: \"1\"}
+    timeout: 10s
+  - unplug: data
+  - run: dmesg
+    expect: {exit: any, stdout_contains: \"bdsnap: version\", stderr_contains: warn}
+  - run: rmmod bdsnap
+";
+
+fn scenario() -> Scenario {
+    load_str(SCENARIO, Path::new("engine.yaml"), &["6.1"]).unwrap()
+}
+
+fn disk_env() -> Vec<(String, String)> {
+    vec![("data".to_string(), "/dev/vdb".to_string())]
+}
+
+fn verdicts(outcome: &bdsnap_scenario::ScenarioOutcome) -> Vec<Verdict> {
+    outcome.steps.iter().map(|s| s.verdict.clone()).collect()
+}
+
+#[test]
+fn all_steps_pass() {
+    let mut guest = FakeGuest::default()
+        .reply("grep -c '^bdsnap ' /proc/modules", 0, "1\n", "")
+        .reply("dmesg", 3, "[ 1.0] bdsnap: version 0.1\n", "warning: x\n");
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert!(outcome.passed(), "{outcome:#?}");
+    assert_eq!(outcome.scenario, "engine");
+    assert_eq!(
+        guest.calls,
+        [
+            "modprobe bdsnap",
+            "grep -c '^bdsnap ' /proc/modules",
+            "unplug data",
+            "dmesg",
+            "rmmod bdsnap"
+        ]
+    );
+    let shape: Vec<(usize, usize, &str, &str, Option<i32>)> = outcome
+        .steps
+        .iter()
+        .map(|s| (s.index, s.line, s.kind.as_str(), s.action.as_str(), s.exit))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (1, 6, "run", "modprobe bdsnap", Some(0)),
+            (2, 7, "run", "grep -c '^bdsnap ' /proc/modules", Some(0)),
+            (3, 10, "unplug", "unplug data", None),
+            (4, 11, "run", "dmesg", Some(3)),
+            (5, 13, "run", "rmmod bdsnap", Some(0)),
+        ]
+    );
+    assert_eq!(outcome.steps[1].stdout, "1\n");
+    assert_eq!(outcome.steps[3].stderr, "warning: x\n");
+    assert_eq!(outcome.steps[1].duration_ms, 7);
+    // Every command sees the disk's node under $DISK_<name>.
+    assert!(guest
+        .envs
+        .iter()
+        .all(|env| env == &[("DISK_data".to_string(), "/dev/vdb".to_string())]));
+}
+
+#[test]
+fn wrong_exit_fails_and_skips_the_rest() {
+    let mut guest = FakeGuest::default().reply("modprobe bdsnap", 1, "", "modprobe: FATAL\n");
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        verdicts(&outcome),
+        [
+            Verdict::Fail("exit status 1, expected 0".to_string()),
+            Verdict::Skipped,
+            Verdict::Skipped,
+            Verdict::Skipped,
+            Verdict::Skipped,
+        ]
+    );
+    assert_eq!(
+        guest.calls,
+        ["modprobe bdsnap"],
+        "nothing runs after a failure"
+    );
+    assert_eq!(outcome.first_failure().unwrap().line, 6);
+    assert_eq!(outcome.steps[0].stderr, "modprobe: FATAL\n");
+    assert_eq!(outcome.steps[4].line, 13, "skipped steps keep their line");
+}
+
+#[test]
+fn stdout_mismatch_fails() {
+    let mut guest = FakeGuest::default().reply("grep -c '^bdsnap ' /proc/modules", 0, "0\n", "");
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        outcome.steps[1].verdict,
+        Verdict::Fail("stdout was \"0\", expected \"1\"".to_string())
+    );
+    assert_eq!(outcome.steps[2].verdict, Verdict::Skipped);
+}
+
+#[test]
+fn contains_checks_report_every_mismatch() {
+    let mut guest = FakeGuest::default()
+        .reply("grep -c '^bdsnap ' /proc/modules", 0, "1", "")
+        .reply("dmesg", 0, "nothing here", "");
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        outcome.steps[3].verdict,
+        Verdict::Fail(
+            "stdout does not contain \"bdsnap: version\"; stderr does not contain \"warn\""
+                .to_string()
+        )
+    );
+}
+
+#[test]
+fn transport_error_fails_the_step() {
+    let mut guest = FakeGuest::default()
+        .reply("grep -c '^bdsnap ' /proc/modules", 0, "1", "")
+        .reply("dmesg", 0, "bdsnap: version", "warn")
+        .fail(
+            "rmmod bdsnap",
+            GuestError::Transport("ssh: connection reset".into()),
+        );
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        outcome.steps[4].verdict,
+        Verdict::Fail("guest: ssh: connection reset".to_string())
+    );
+    assert_eq!(outcome.steps[4].exit, None);
+    assert!(!outcome.passed());
+
+    let mut guest = FakeGuest::default().fail(
+        "modprobe bdsnap",
+        GuestError::Timeout(Duration::from_secs(240)),
+    );
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        outcome.steps[0].verdict,
+        Verdict::Fail("guest: timed out after 240s".to_string())
+    );
+}
+
+#[test]
+fn unplug_failure_fails_and_skips() {
+    let mut guest = FakeGuest::default().reply("grep -c '^bdsnap ' /proc/modules", 0, "1", "");
+    guest.unplug_error = Some(GuestError::Transport("no DEVICE_DELETED within 30s".into()));
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        verdicts(&outcome)[2..],
+        [
+            Verdict::Fail("unplug failed: no DEVICE_DELETED within 30s".to_string()),
+            Verdict::Skipped,
+            Verdict::Skipped,
+        ]
+    );
+    assert_eq!(guest.calls.last().map(String::as_str), Some("unplug data"));
+}
+
+#[test]
+fn timeouts_are_scaled_and_capped_by_the_scenario_budget() {
+    let mut guest = FakeGuest::default()
+        .reply("grep -c '^bdsnap ' /proc/modules", 0, "1", "")
+        .reply("dmesg", 0, "bdsnap: version", "warn");
+    run(&scenario(), &mut guest, &disk_env(), 3.0);
+    // Default 120 s and the step's own 10 s, both tripled.
+    assert_eq!(guest.timeouts[0], Duration::from_secs(360));
+    assert_eq!(guest.timeouts[1], Duration::from_secs(30));
+
+    let tight = SCENARIO.replace("timeout: 10m", "timeout: 20s");
+    let tight = load_str(&tight, Path::new("engine.yaml"), &["6.1"]).unwrap();
+    let mut guest = FakeGuest::default();
+    run(&tight, &mut guest, &disk_env(), 2.0);
+    // The scenario's 20 s (x2) leaves at most 40 s for any step.
+    assert!(
+        guest.timeouts[0] <= Duration::from_secs(40),
+        "{:?}",
+        guest.timeouts
+    );
+    assert!(
+        guest.timeouts[0] > Duration::from_secs(39),
+        "{:?}",
+        guest.timeouts
+    );
+}
+
+#[test]
+fn missing_disk_node_fails_before_running_anything() {
+    let mut guest = FakeGuest::default();
+    let outcome = run(&scenario(), &mut guest, &[], 1.0);
+    assert_eq!(
+        outcome.steps[0].verdict,
+        Verdict::Fail("the harness gave no device node for disk(s): data".to_string())
+    );
+    assert!(guest.calls.is_empty());
+    assert_eq!(outcome.steps.len(), 5);
+}

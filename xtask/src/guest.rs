@@ -1,0 +1,274 @@
+//! Everything about one guest: the tools and image it boots with, booting it with the freshly
+//! built modules installed, and running one scenario in it with its disks attached.
+
+use crate::prepare::Prepared;
+use anyhow::{anyhow, Context, Result};
+use bdsnap_host::CmdLog;
+use bdsnap_scenario::{Bus, ExecResult, Guest, GuestError, Scenario, ScenarioOutcome};
+use bdsnap_vm::{Accel, DiskSpec, Vm, VmConfig, VmError};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Guest-side programs built from this workspace and installed into the guest's PATH.
+const GUEST_TOOLS: &[&str] = &["bdsnapctl"];
+const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Builds the guest tools statically linked, so they run on the guest's Debian whatever the
+/// host's glibc is.
+pub fn build_guest_tools(log: &CmdLog) -> Result<Vec<PathBuf>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = PathBuf::from("target/guest");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--release", "--target", GUEST_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    for tool in GUEST_TOOLS {
+        cmd.args(["--bin", tool]);
+    }
+    log.run(&mut cmd).context("building the guest tools")?;
+    Ok(GUEST_TOOLS
+        .iter()
+        .map(|t| target_dir.join(GUEST_TARGET).join("release").join(t))
+        .collect())
+}
+
+/// The harness's SSH key pair (private key path), made once and kept in the cache.
+pub fn ssh_key(cache: &Path, log: &CmdLog) -> Result<PathBuf> {
+    let dir = cache.join("ssh");
+    let key = dir.join("id_ed25519");
+    if key.is_file() && key.with_extension("pub").is_file() {
+        return Ok(key);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
+    log.run(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "bdsnap-harness",
+                "-f",
+            ])
+            .arg(&key),
+    )?;
+    Ok(key)
+}
+
+/// The guest image with every prepared kernel's modules.
+pub fn image(
+    root: &Path,
+    prepared: &[Prepared],
+    key: &Path,
+    log: &CmdLog,
+) -> Result<bdsnap_image::GuestImage> {
+    let pubkey = std::fs::read_to_string(key.with_extension("pub"))?;
+    let kernels: Vec<bdsnap_image::KernelModules> = prepared
+        .iter()
+        .map(|p| bdsnap_image::KernelModules {
+            release: p.kernel.versions.release.clone(),
+            modules_dir: p.kernel.modules_dir.clone(),
+        })
+        .collect();
+    let multi = indicatif::MultiProgress::new();
+    let bar = crate::prepare::spinner(&multi, "image");
+    let mut progress = |line: &str| {
+        log.note(line);
+        if let Some(first) = line.lines().next() {
+            bar.set_message(first.chars().take(100).collect::<String>());
+        }
+    };
+    let image = bdsnap_image::build_guest_image(
+        &root.join("images/guest.yaml"),
+        &bdsnap_host::cache_dir(),
+        &kernels,
+        &pubkey,
+        &mut progress,
+    )?;
+    bar.finish_with_message(format!(
+        "{} {}",
+        if image.cached { "cached" } else { "built" },
+        image.path.display()
+    ));
+    Ok(image)
+}
+
+fn scaled(accel: Accel, d: Duration) -> Duration {
+    d.mul_f64(accel.timeout_scale())
+}
+
+/// Boots the kernel of `p`, then installs its freshly built modules (so `modprobe` finds them)
+/// and the guest tools.
+#[allow(clippy::too_many_arguments)]
+pub fn boot(
+    accel: Accel,
+    image: &Path,
+    key: &Path,
+    memory: u32,
+    cpus: u32,
+    p: &Prepared,
+    tools: &[PathBuf],
+    workdir: &Path,
+) -> Result<Vm> {
+    let cfg = VmConfig {
+        qemu: PathBuf::from("qemu-system-x86_64"),
+        kernel: p.kernel.vmlinuz.clone(),
+        rootfs: image.to_path_buf(),
+        workdir: workdir.to_path_buf(),
+        ssh_key: key.to_path_buf(),
+        accel,
+        memory_mib: memory,
+        cpus,
+        extra_cmdline: String::new(),
+        boot_timeout: scaled(accel, Duration::from_secs(45)),
+    };
+    let mut vm = Vm::boot(cfg)?;
+    let release = &p.kernel.versions.release;
+    let extra = PathBuf::from(format!("/lib/modules/{release}/extra"));
+    let t = scaled(accel, Duration::from_secs(30));
+    vm.exec(&format!("mkdir -p {}", extra.display()), &[], t)?;
+    for ko in &p.build.modules {
+        let name = ko
+            .file_name()
+            .ok_or_else(|| anyhow!("module path {} has no name", ko.display()))?;
+        vm.upload(ko, &extra.join(name), 0o644)?;
+    }
+    let depmod = vm.exec(&format!("depmod -a {release}"), &[], t)?;
+    if depmod.exit != 0 {
+        return Err(anyhow!("depmod in the guest failed: {}", depmod.stderr));
+    }
+    for tool in tools {
+        let name = tool
+            .file_name()
+            .ok_or_else(|| anyhow!("tool path {} has no name", tool.display()))?;
+        vm.upload(tool, &Path::new("/usr/local/bin").join(name), 0o755)?;
+    }
+    Ok(vm)
+}
+
+/// What one scenario left behind.
+pub struct ScenarioRun {
+    pub outcome: Option<ScenarioOutcome>,
+    pub error: Option<String>,
+    /// The console written while the scenario ran.
+    pub console: String,
+    pub dmesg: String,
+}
+
+struct VmGuest<'a> {
+    vm: &'a mut Vm,
+    accel: Accel,
+}
+
+impl Guest for VmGuest<'_> {
+    fn exec(
+        &mut self,
+        command: &str,
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<ExecResult, GuestError> {
+        match self.vm.exec(command, env, timeout) {
+            Ok(o) => Ok(ExecResult {
+                stdout: o.stdout,
+                stderr: o.stderr,
+                exit: o.exit,
+                duration: o.duration,
+            }),
+            Err(VmError::CommandTimeout { timeout, .. }) => Err(GuestError::Timeout(timeout)),
+            Err(e) => Err(GuestError::Transport(e.to_string())),
+        }
+    }
+
+    fn unplug(&mut self, name: &str) -> Result<(), GuestError> {
+        self.vm
+            .unplug_disk(name, scaled(self.accel, Duration::from_secs(30)))
+            .map_err(|e| GuestError::Transport(e.to_string()))
+    }
+}
+
+fn vm_bus(bus: Bus) -> bdsnap_vm::Bus {
+    match bus {
+        Bus::Virtio => bdsnap_vm::Bus::Virtio,
+        Bus::Scsi => bdsnap_vm::Bus::Scsi,
+        Bus::Nvme => bdsnap_vm::Bus::Nvme,
+    }
+}
+
+/// Attaches the scenario's disks (fresh sparse files), runs its steps, collects dmesg and the
+/// console, and detaches whatever disks are left.
+pub fn run_scenario(vm: &mut Vm, sc: &Scenario, accel: Accel, disk_dir: &Path) -> ScenarioRun {
+    let offset = vm.console_len();
+    let mut run = ScenarioRun {
+        outcome: None,
+        error: None,
+        console: String::new(),
+        dmesg: String::new(),
+    };
+    let t = scaled(accel, Duration::from_secs(30));
+    let _ = vm.exec("dmesg -C", &[], t);
+    let mut env = Vec::new();
+    let mut files = Vec::new();
+    let attach = (|| -> Result<()> {
+        std::fs::create_dir_all(disk_dir)?;
+        for d in sc.disks() {
+            let path = disk_dir.join(format!("{}-{}.raw", sc.name, d.name));
+            let f = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.set_len(d.size_bytes)?;
+            files.push(path.clone());
+            let node = vm
+                .add_disk(&DiskSpec {
+                    name: d.name.clone(),
+                    path,
+                    bus: vm_bus(d.bus),
+                })
+                .with_context(|| format!("attaching disk {}", d.name))?;
+            env.push((d.name.clone(), node));
+        }
+        Ok(())
+    })();
+    match attach {
+        Ok(()) => {
+            let mut guest = VmGuest { vm, accel };
+            run.outcome = Some(bdsnap_scenario::run(
+                sc,
+                &mut guest,
+                &env,
+                accel.timeout_scale(),
+            ));
+        }
+        Err(e) => run.error = Some(format!("{e:#}")),
+    }
+    if vm.is_running() {
+        match vm.exec("dmesg", &[], t) {
+            Ok(o) => run.dmesg = o.stdout,
+            Err(e) => run.dmesg = format!("(dmesg unavailable: {e})"),
+        }
+        for d in sc.disks() {
+            if let Err(e) = vm.remove_disk_if_present(&d.name) {
+                run.error
+                    .get_or_insert(format!("detaching disk {}: {e}", d.name));
+            }
+        }
+    } else {
+        run.error
+            .get_or_insert("QEMU exited during the scenario (see console)".into());
+    }
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    run.console = read_from(vm.console_path(), offset);
+    run
+}
+
+fn read_from(path: &Path, offset: u64) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = (offset as usize).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}

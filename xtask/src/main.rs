@@ -1,0 +1,91 @@
+//! `cargo xtask`: the one entry point for building, testing and benchmarking bdsnap.
+
+mod guest;
+mod hostdeps;
+mod prepare;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, test and benchmark bdsnap on a matrix of kernels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// Probe KVM with a short boot and fall back to TCG when it does not work.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// Flags shared by every command that prepares kernels.
+#[derive(clap::Args, Clone, Debug)]
+pub struct KernelArgs {
+    /// A kernel of images/kernels.yaml (repeatable); default: all of them.
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+    /// The kernel matrix file.
+    #[arg(long, value_name = "FILE", default_value = "images/kernels.yaml")]
+    pub matrix: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Prepare each kernel (chroot, headers, image) and build the module for it.
+    Build {
+        #[command(flatten)]
+        kernels: KernelArgs,
+    },
+    /// Build the module, boot every kernel in QEMU, run the scenarios, write results/<run>/.
+    Test(test::TestArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Cmd::Build { kernels } => {
+            let log = bdsnap_host::CmdLog::to_file(&root.join("results/build-commands.log"))?;
+            hostdeps::ensure(&log)?;
+            let prepared = prepare::prepare(&kernels, &log, false)?;
+            for p in prepared {
+                println!(
+                    "{:5} {:32} {} module(s): {}",
+                    p.kernel.spec.name,
+                    p.kernel.versions.release,
+                    p.build.modules.len(),
+                    p.build
+                        .modules
+                        .iter()
+                        .map(|m| m.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Test(args) => {
+            let ok = test::run(&root, args)?;
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn project_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}

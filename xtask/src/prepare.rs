@@ -1,0 +1,93 @@
+//! Preparing the kernels of a run: each kernel's chroot, headers and files, then the module
+//! built for it. Kernels are independent, so they are prepared side by side.
+
+use crate::KernelArgs;
+use anyhow::{anyhow, Context, Result};
+use bdsnap_host::{cache_dir, CmdLog};
+use bdsnap_kernels::{build_module, prepare_kernel, Kernel, Matrix, ModuleBuild};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::time::{Duration, Instant};
+
+/// One kernel, ready to boot, with the module built for it.
+pub struct Prepared {
+    pub kernel: Kernel,
+    pub build: ModuleBuild,
+    pub prepare_secs: f64,
+}
+
+pub fn spinner(multi: &MultiProgress, prefix: &str) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix:>6} [{elapsed:>4}] {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+pub fn prepare(args: &KernelArgs, log: &CmdLog, quiet_cached: bool) -> Result<Vec<Prepared>> {
+    let matrix = Matrix::load(&args.matrix)?;
+    let specs = matrix.select(&args.kernels)?;
+    let cache = cache_dir();
+    let module_src = std::path::PathBuf::from("module");
+    let multi = MultiProgress::new();
+    let results: Vec<Result<Prepared>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                let bar = spinner(&multi, &spec.name);
+                let (cache, log, src) = (&cache, log, &module_src);
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    bar.set_message(format!("{}: chroot, headers, kernel files", spec.suite));
+                    let kernel = prepare_kernel(spec, cache, log)?;
+                    bar.set_message(format!("{}: building module", kernel.versions.release));
+                    let build = build_module(&kernel, src, cache, log)?;
+                    let secs = started.elapsed().as_secs_f64();
+                    let how = if kernel.cached && build.cached {
+                        "cached"
+                    } else {
+                        "built"
+                    };
+                    bar.finish_with_message(format!(
+                        "{} ({}) module {how} in {secs:.1}s",
+                        kernel.versions.release, kernel.versions.package_version
+                    ));
+                    if quiet_cached {
+                        bar.finish_and_clear();
+                    }
+                    Ok(Prepared {
+                        kernel,
+                        build,
+                        prepare_secs: secs,
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a preparation thread panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => out.push(p),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(anyhow!("preparing kernels failed:\n{}", errors.join("\n"))).context(format!(
+            "commands are logged in {}",
+            log.path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,377 @@
+//! `cargo xtask test`: kernels → module build → guest image → one VM per kernel → scenarios
+//! back to back in it → results/<run>/.
+
+use crate::prepare::{self, spinner, Prepared};
+use crate::{guest, AccelChoice};
+use anyhow::{bail, Context, Result};
+use bdsnap_host::{cache_dir, CmdLog};
+use bdsnap_kernels::Matrix;
+use bdsnap_report::{CaseResult, KernelInfo, RunSummary};
+use bdsnap_scenario::Scenario;
+use bdsnap_vm::{Accel, Vm};
+use indicatif::MultiProgress;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub kernels: crate::KernelArgs,
+    /// A scenario file or directory of scenarios (repeatable); default: scenarios/.
+    #[arg(long = "scenario", value_name = "PATH")]
+    pub scenarios: Vec<PathBuf>,
+    /// How many VMs run at once; default: one per two host CPUs.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Where run directories go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Guest memory per VM, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory: u32,
+    /// Guest CPUs per VM.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub cpus: u32,
+}
+
+/// Loads every scenario named on the command line (files or directories), reporting all errors
+/// of all files at once, before anything is built or booted.
+pub fn load_scenarios(
+    paths: &[PathBuf],
+    default_dir: &Path,
+    kernels: &[String],
+) -> Result<Vec<Scenario>> {
+    let paths = if paths.is_empty() {
+        vec![default_dir.to_path_buf()]
+    } else {
+        paths.to_vec()
+    };
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    for path in &paths {
+        let loaded = if path.is_dir() {
+            bdsnap_scenario::load_dir(path, kernels)
+        } else {
+            bdsnap_scenario::load(path, kernels).map(|s| vec![s])
+        };
+        match loaded {
+            Ok(mut s) => scenarios.append(&mut s),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("invalid scenarios:\n{}", errors.join("\n"));
+    }
+    if scenarios.is_empty() {
+        bail!(
+            "no scenarios found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for s in &scenarios {
+        if !names.insert(s.name.clone()) {
+            bail!(
+                "{}: scenario name {:?} is used twice in this run",
+                s.source.display(),
+                s.name
+            );
+        }
+    }
+    Ok(scenarios)
+}
+
+/// `20261127-014512`, UTC.
+pub fn run_id(now: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    stamp
+        .trim_end_matches('Z')
+        .replace(['-', ':'], "")
+        .replace('T', "-")
+}
+
+pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let matrix = Matrix::load(&args.kernels.matrix)?;
+    let scenarios = load_scenarios(&args.scenarios, &root.join("scenarios"), &matrix.names())?;
+    let selected = matrix.select(&args.kernels.kernels)?;
+
+    let id = run_id(started_at);
+    // Absolute: QEMU and its sockets must not depend on anybody's working directory.
+    let run_dir = root.join(&args.results).join(&id);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let log = CmdLog::to_file(&run_dir.join("host-commands.log"))?;
+    eprintln!(
+        "run {id}: {} scenario(s) on {} kernel(s); evidence in {}",
+        scenarios.len(),
+        selected.len(),
+        run_dir.display()
+    );
+    crate::hostdeps::ensure(&log)?;
+
+    let prep_started = Instant::now();
+    let prepared = prepare::prepare(&args.kernels, &log, false)?;
+    let tools = guest::build_guest_tools(&log)?;
+    let key = guest::ssh_key(&cache_dir(), &log)?;
+    let image = guest::image(root, &prepared, &key, &log)?;
+    let prep_secs = prep_started.elapsed().as_secs_f64();
+
+    let accel = match args.accel {
+        AccelChoice::Kvm => Accel::Kvm,
+        AccelChoice::Tcg => Accel::Tcg,
+        AccelChoice::Auto => {
+            let qemu = PathBuf::from("qemu-system-x86_64");
+            bdsnap_vm::probe_accel(&qemu, &prepared[0].kernel.vmlinuz, &cache_dir())
+        }
+    };
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let jobs = args
+        .jobs
+        .unwrap_or((host_cpus / 2).max(1))
+        .clamp(1, prepared.len().max(1));
+    eprintln!("accelerator: {accel}; {jobs} VM(s) at a time; preparation took {prep_secs:.1}s");
+
+    let ctx = RunContext {
+        run_dir: run_dir.clone(),
+        image: image.path.clone(),
+        key,
+        tools,
+        accel,
+        memory: args.memory,
+        cpus: args.cpus,
+    };
+    let multi = MultiProgress::new();
+    let queue = Mutex::new(prepared.iter().collect::<Vec<&Prepared>>());
+    let collected = Mutex::new(Vec::<KernelRun>::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let next = queue.lock().ok().and_then(|mut q| {
+                    if q.is_empty() {
+                        None
+                    } else {
+                        Some(q.remove(0))
+                    }
+                });
+                let Some(p) = next else { break };
+                let bar = spinner(&multi, &p.kernel.spec.name);
+                let result = run_kernel(&ctx, p, &scenarios, &bar);
+                bar.finish_with_message(format!(
+                    "{} passed, {} failed (boot {:.1}s)",
+                    result.cases.iter().filter(|c| c.passed()).count(),
+                    result.cases.iter().filter(|c| !c.passed()).count(),
+                    result.boot_secs.first().copied().unwrap_or(0.0)
+                ));
+                if let Ok(mut c) = collected.lock() {
+                    c.push(result);
+                }
+            });
+        }
+    });
+    let mut runs = collected.into_inner().unwrap_or_default();
+    let order = |name: &str| {
+        prepared
+            .iter()
+            .position(|p| p.kernel.spec.name == name)
+            .unwrap_or(usize::MAX)
+    };
+    runs.sort_by_key(|r| order(&r.info.name));
+
+    let summary = RunSummary {
+        run_id: id.clone(),
+        started_unix: started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        accel: accel.to_string(),
+        host: hostname(),
+        kernels: runs.iter().map(|r| r.info.clone()).collect(),
+        cases: runs.iter().flat_map(|r| r.cases.clone()).collect(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    bdsnap_report::write_junit(&summary, &run_dir.join("junit.xml"))?;
+    bdsnap_report::write_ktap(&summary, &run_dir.join("results.ktap"))?;
+    bdsnap_report::write_summary_json(&summary, &run_dir.join("summary.json"))?;
+    let timings = serde_json::json!({
+        "preparation_secs": prep_secs,
+        "image_cached": image.cached,
+        "kernels": runs.iter().map(|r| serde_json::json!({
+            "name": r.info.name,
+            "prepare_secs": prepared.iter().find(|p| p.kernel.spec.name == r.info.name).map(|p| p.prepare_secs),
+            "kernel_cached": prepared.iter().find(|p| p.kernel.spec.name == r.info.name).map(|p| p.kernel.cached),
+            "module_cached": prepared.iter().find(|p| p.kernel.spec.name == r.info.name).map(|p| p.build.cached),
+            "boot_to_ssh_secs": r.boot_secs,
+            "wall_secs": r.wall_secs,
+        })).collect::<Vec<_>>(),
+        "total_secs": started.elapsed().as_secs_f64(),
+    });
+    std::fs::write(
+        run_dir.join("timings.json"),
+        serde_json::to_string_pretty(&timings)?,
+    )?;
+    println!("{}", bdsnap_report::render_terminal_summary(&summary));
+    println!(
+        "results: {} ({:.0}s)",
+        run_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(summary.passed())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+struct RunContext {
+    run_dir: PathBuf,
+    image: PathBuf,
+    key: PathBuf,
+    tools: Vec<PathBuf>,
+    accel: Accel,
+    memory: u32,
+    cpus: u32,
+}
+
+struct KernelRun {
+    info: KernelInfo,
+    cases: Vec<CaseResult>,
+    boot_secs: Vec<f64>,
+    wall_secs: f64,
+}
+
+/// Boots `p`'s kernel once and runs the scenarios back to back; a case that failed or upset
+/// the kernel gets the next scenario a fresh VM, so one failure cannot leak into another.
+fn run_kernel(
+    ctx: &RunContext,
+    p: &Prepared,
+    scenarios: &[Scenario],
+    bar: &indicatif::ProgressBar,
+) -> KernelRun {
+    let started = Instant::now();
+    let k = &p.kernel;
+    let info = KernelInfo {
+        name: k.spec.name.clone(),
+        suite: k.spec.suite.clone(),
+        release: k.versions.release.clone(),
+        package_version: k.versions.package_version.clone(),
+        compiler: k.versions.compiler.clone(),
+    };
+    let kdir = ctx.run_dir.join(&k.spec.name);
+    let mut cases = Vec::new();
+    let mut boot_secs = Vec::new();
+    let mut vm: Option<Vm> = None;
+    let mut boots = 0;
+    let mut boot_error: Option<String> = None;
+    for sc in scenarios.iter().filter(|s| s.applies_to(&k.spec.name)) {
+        let case_started = Instant::now();
+        let mut case = CaseResult {
+            kernel: k.spec.name.clone(),
+            scenario: sc.name.clone(),
+            scenario_file: sc.source.display().to_string(),
+            outcome: None,
+            findings: Vec::new(),
+            error: None,
+            duration_ms: 0,
+            expected_failure: sc
+                .expect_failure
+                .as_ref()
+                .map(|f| bdsnap_report::ExpectedFailure {
+                    step: f.step,
+                    console: f.console.clone(),
+                }),
+        };
+        if vm.is_none() && boot_error.is_none() {
+            boots += 1;
+            bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
+            match guest::boot(
+                ctx.accel,
+                &ctx.image,
+                &ctx.key,
+                ctx.memory,
+                ctx.cpus,
+                p,
+                &ctx.tools,
+                &kdir.join(format!("vm-{boots}")),
+            ) {
+                Ok(v) => {
+                    boot_secs.push(v.boot_duration().as_secs_f64());
+                    vm = Some(v);
+                }
+                Err(e) => boot_error = Some(format!("{e:#}")),
+            }
+        }
+        let (excerpt, dmesg) = match (&mut vm, &boot_error) {
+            (Some(v), _) => {
+                bar.set_message(format!("{}: {}", k.versions.release, sc.name));
+                let r = guest::run_scenario(v, sc, ctx.accel, &kdir.join("disks"));
+                case.outcome = r.outcome;
+                case.error = r.error;
+                (r.console, r.dmesg)
+            }
+            (None, Some(e)) => {
+                case.error = Some(format!("boot failed: {e}"));
+                (String::new(), String::new())
+            }
+            (None, None) => unreachable_state(&mut case),
+        };
+        case.findings = bdsnap_report::scan(&excerpt);
+        case.duration_ms = case_started.elapsed().as_millis() as u64;
+        if let Err(e) = bdsnap_report::write_case_dir(&ctx.run_dir, &case, &excerpt, &dmesg) {
+            case.error.get_or_insert(format!("writing results: {e}"));
+        }
+        let vm_dead = vm.as_mut().is_some_and(|v| !v.is_running());
+        // A self-test fails on purpose: its VM is as suspect as any other failed case's.
+        let disturbed = !case.passed() || case.expected_failure.is_some();
+        if disturbed || vm_dead {
+            if let Some(v) = vm.take() {
+                stop(v);
+            }
+        }
+        cases.push(case);
+    }
+    if let Some(v) = vm.take() {
+        stop(v);
+    }
+    KernelRun {
+        info,
+        cases,
+        boot_secs,
+        wall_secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn unreachable_state(case: &mut CaseResult) -> (String, String) {
+    case.error = Some("internal: no VM and no boot error".into());
+    (String::new(), String::new())
+}
+
+/// Stops a VM and drops its overlay; its console log and command line stay as evidence.
+fn stop(vm: Vm) {
+    let workdir = vm.config().workdir.clone();
+    let _ = vm.shutdown();
+    let _ = std::fs::remove_file(workdir.join("root.qcow2"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_739_112);
+        assert_eq!(run_id(t), "20261127-004512");
+    }
+}
