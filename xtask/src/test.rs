@@ -104,10 +104,18 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     let scenarios = load_scenarios(&args.scenarios, &root.join("scenarios"), &matrix.names())?;
     let selected = matrix.select(&args.kernels.kernels)?;
 
-    let id = run_id(started_at);
-    // Absolute: QEMU and its sockets must not depend on anybody's working directory.
-    let run_dir = root.join(&args.results).join(&id);
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let results = root.join(&args.results);
+    std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
+    // Absolute: QEMU and its sockets must not depend on anybody's working directory. Runs
+    // started in the same second get a suffix instead of sharing a directory.
+    let (id, run_dir) = (1..100)
+        .map(|n| match n {
+            1 => run_id(started_at),
+            n => format!("{}-{n}", run_id(started_at)),
+        })
+        .map(|id| (id.clone(), results.join(id)))
+        .find(|(_, dir)| std::fs::create_dir(dir).is_ok())
+        .context("no free run directory")?;
     let log = CmdLog::to_file(&run_dir.join("host-commands.log"))?;
     eprintln!(
         "run {id}: {} scenario(s) on {} kernel(s); evidence in {}",
@@ -372,6 +380,6 @@ mod tests {
     #[test]
     fn run_ids_sort_by_time() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_739_112);
-        assert_eq!(run_id(t), "20261127-004512");
+        assert_eq!(run_id(t), "20261127-002512");
     }
 }

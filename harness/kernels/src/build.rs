@@ -76,8 +76,9 @@ pub fn build_module(
         });
     }
 
-    let inside = "build/bdsnap";
-    let work = kernel.chroot.root.join(inside);
+    // One directory per build key: concurrent runs building the same kernel never share one.
+    let inside = format!("build/bdsnap-{}", key.short());
+    let work = kernel.chroot.root.join(&inside);
     remove_tree(&work).map_err(|e| io(&work, e))?;
     std::fs::create_dir_all(&work).map_err(|e| io(&work, e))?;
     log.run(
@@ -91,6 +92,7 @@ pub fn build_module(
         source,
     })?;
     let _ = std::fs::remove_dir_all(work.join("build"));
+    let work_guard = RemoveOnDrop(work.clone());
     let release = &kernel.versions.release;
     let built = kernel.chroot.run(
         name,
@@ -132,11 +134,21 @@ pub fn build_module(
     std::fs::write(tmp.join(READY_MARK), release).map_err(|e| io(&tmp, e))?;
     remove_tree(&out).map_err(|e| io(&out, e))?;
     std::fs::rename(&tmp, &out).map_err(|e| io(&out, e))?;
+    drop(work_guard);
     Ok(ModuleBuild {
         modules: list_modules(&out).map_err(|e| io(&out, e))?,
         log: build_log,
         cached: false,
     })
+}
+
+/// Removes a build directory inside a chroot when the build ends, however it ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.0);
+    }
 }
 
 fn list_modules(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
