@@ -51,13 +51,22 @@ fn an_undeclared_disk_and_an_unknown_kernel_are_reported_together() {
     .unwrap();
     let (code, text) = xtask(&["test", "--scenario", bad.to_str().unwrap()]);
     assert_ne!(code, 0, "{text}");
-    assert!(text.contains("kernels[1]") && text.contains("9.9"), "{text}");
-    assert!(text.contains("steps[0].unplug") && text.contains("data"), "{text}");
+    assert!(
+        text.contains("kernels[1]") && text.contains("9.9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("steps[0].unplug") && text.contains("data"),
+        "{text}"
+    );
 }
 
 #[test]
 fn an_unknown_kernel_on_the_command_line_is_refused() {
     let (code, text) = xtask(&["test", "--kernel", "2.6"]);
     assert_ne!(code, 0, "{text}");
-    assert!(text.contains("\"2.6\"") && text.contains("5.10, 6.1, 6.12, 7.2"), "{text}");
+    assert!(
+        text.contains("\"2.6\"") && text.contains("5.10, 6.1, 6.12, 7.2"),
+        "{text}"
+    );
 }

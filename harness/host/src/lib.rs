@@ -5,6 +5,6 @@ pub mod cache;
 pub mod cmd;
 pub mod packages;
 
-pub use cache::{cache_dir, ContentKey};
+pub use cache::{cache_dir, CacheLock, ContentKey};
 pub use cmd::{CmdError, CmdLog, Output};
 pub use packages::{ensure_host_tools, HostTool, PackageError};

@@ -64,6 +64,10 @@ pub fn build_module(
     key.add_str("release", &kernel.versions.release)
         .add_str("package", &kernel.versions.package_version)
         .add_str("compiler", &kernel.versions.compiler);
+    let lock_path = cache
+        .join("modules")
+        .join(format!("{}.lock", kernel.versions.release));
+    let _lock = bdsnap_host::CacheLock::acquire(&lock_path).map_err(|e| io(&lock_path, e))?;
     let out = cache
         .join("modules")
         .join(format!("{}-{}", kernel.versions.release, key.short()));

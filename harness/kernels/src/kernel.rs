@@ -93,6 +93,10 @@ pub fn prepare_kernel(
     cache: &Path,
     log: &CmdLog,
 ) -> Result<Kernel, KernelsError> {
+    // One run at a time per suite: apt and the headers install share the chroot.
+    let lock_path = cache.join("chroots").join(format!("{}.lock", spec.suite));
+    let _lock =
+        bdsnap_host::CacheLock::acquire(&lock_path).map_err(|e| io_err(spec, &lock_path, e))?;
     let chroot = Chroot::ensure(cache, &spec.name, &spec.suite, &spec.compiler, log)?;
     chroot.apt_update(&spec.name, log)?;
     let run = |args: &[&str]| chroot.run(&spec.name, log, args);
