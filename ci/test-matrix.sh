@@ -6,5 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup-host.sh
+cargo xtask checkpatch
 cargo xtask test "$@"
 cargo xtask test --scenario scenarios/selftest "$@"

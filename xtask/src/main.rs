@@ -47,6 +47,13 @@ enum Cmd {
     },
     /// Build the module, boot every kernel in QEMU, run the scenarios, write results/<run>/.
     Test(test::TestArgs),
+    /// Check the module sources with the kernel's checkpatch.pl (from the newest suite's
+    /// linux-source package); fails on any error or warning.
+    Checkpatch {
+        /// The kernel matrix file (its last kernel's suite provides checkpatch.pl).
+        #[arg(long, value_name = "FILE", default_value = "images/kernels.yaml")]
+        matrix: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -71,6 +78,27 @@ fn main() -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
+            }
+            Ok(())
+        }
+        Cmd::Checkpatch { matrix } => {
+            let log = bdsnap_host::CmdLog::to_file(&root.join("results/checkpatch-commands.log"))?;
+            hostdeps::ensure(&log)?;
+            let matrix = bdsnap_kernels::Matrix::load(&matrix)?;
+            let newest = matrix
+                .kernels
+                .last()
+                .ok_or_else(|| anyhow::anyhow!("the matrix is empty"))?;
+            let cache = bdsnap_host::cache_dir();
+            let kernel = bdsnap_kernels::prepare_kernel(newest, &cache, &log)?;
+            let script = bdsnap_kernels::ensure_checkpatch(&kernel, &cache, &log)?;
+            println!("checkpatch: {}", script.display());
+            let status = std::process::Command::new("make")
+                .args(["-s", "-C", "module", "checkpatch"])
+                .arg(format!("CHECKPATCH={}", script.display()))
+                .status()?;
+            if !status.success() {
+                anyhow::bail!("checkpatch found problems in module/");
             }
             Ok(())
         }

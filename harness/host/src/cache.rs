@@ -88,6 +88,33 @@ fn collect_files(
     Ok(())
 }
 
+/// An exclusive advisory lock on a file, held until dropped: two harness runs sharing a cache
+/// take turns on the same chroot or image instead of corrupting it.
+pub struct CacheLock {
+    _file: std::fs::File,
+}
+
+impl CacheLock {
+    /// Blocks until the lock on `path` (created if needed) is ours.
+    pub fn acquire(path: &Path) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self { _file: file })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,32 +154,5 @@ mod tests {
             .unwrap()
             .short();
         assert_ne!(k1, k3);
-    }
-}
-
-/// An exclusive advisory lock on a file, held until dropped: two harness runs sharing a cache
-/// take turns on the same chroot or image instead of corrupting it.
-pub struct CacheLock {
-    _file: std::fs::File,
-}
-
-impl CacheLock {
-    /// Blocks until the lock on `path` (created if needed) is ours.
-    pub fn acquire(path: &Path) -> std::io::Result<Self> {
-        use std::os::fd::AsRawFd;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Self { _file: file })
     }
 }

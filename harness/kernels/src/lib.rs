@@ -5,11 +5,13 @@
 //! Data flows one way: matrix → chroot → resolved kernel → extracted artefacts → module build.
 
 pub mod build;
+pub mod checkpatch;
 pub mod chroot;
 pub mod kernel;
 pub mod matrix;
 
 pub use build::{build_module, ModuleBuild};
+pub use checkpatch::ensure_checkpatch;
 pub use chroot::Chroot;
 pub use kernel::{prepare_kernel, Kernel};
 pub use matrix::{KernelSpec, Matrix, MatrixError};

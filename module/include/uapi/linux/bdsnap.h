@@ -118,7 +118,7 @@ struct bdsnap_tracker_list {
  */
 
 /* The state flags of struct bdsnap_cbt_info. */
-#define BDSNAP_CBT_RESIZED	(1U << 0)	/* the device changed size */
+#define BDSNAP_CBT_RESIZED	0x00000001U	/* the device changed size */
 
 /**
  * struct bdsnap_cbt_info - argument of %BDSNAP_IOCTL_CBT_INFO
@@ -149,7 +149,7 @@ struct bdsnap_cbt_info {
 };
 
 /* Flags of struct bdsnap_cbt_read. */
-#define BDSNAP_CBT_READ_LIVE	(1U << 0)	/* the live map, not the read map */
+#define BDSNAP_CBT_READ_LIVE	0x00000001U	/* the live map, not the read map */
 
 /**
  * struct bdsnap_cbt_read - argument of %BDSNAP_IOCTL_CBT_READ
