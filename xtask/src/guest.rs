@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Guest-side programs built from this workspace and installed into the guest's PATH.
-const GUEST_TOOLS: &[&str] = &["bdsnapctl"];
+const GUEST_TOOLS: &[&str] = &["bdsnapctl", "bdsnap-testio"];
 const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds the guest tools statically linked, so they run on the guest's Debian whatever the

@@ -1,12 +1,27 @@
 //! Rust mirror of `module/include/uapi/linux/bdsnap.h`. The header is the source of truth;
-//! `tests/uapi_layout.rs` compiles it with the host C compiler and checks every size, offset
-//! and ioctl number here against it.
+//! `tests/uapi_layout.rs` compiles it with the host C compiler and checks every size, offset,
+//! ioctl number and constant here against it, so the two cannot drift apart.
+
+use std::mem::size_of;
+
+/// Version of the interface this mirror was written against.
+pub const BDSNAP_VERSION_MAJOR: u16 = 0;
+pub const BDSNAP_VERSION_MINOR: u16 = 1;
+pub const BDSNAP_VERSION_PATCH: u16 = 0;
 
 /// ioctl type byte of every bdsnap command.
 pub const BDSNAP_IOCTL_MAGIC: u32 = 0xBD;
 /// Device node name under /dev.
 pub const BDSNAP_CTL_NAME: &str = "bdsnap-ctl";
 
+/// `struct bdsnap_cbt_info.state`: the device changed size.
+pub const BDSNAP_CBT_RESIZED: u32 = 1 << 0;
+/// `struct bdsnap_cbt_read.flags`: read the live map, not the read map.
+pub const BDSNAP_CBT_READ_LIVE: u32 = 1 << 0;
+/// Most ranges one `BDSNAP_IOCTL_CBT_MARK_DIRTY` call takes.
+pub const BDSNAP_MARK_DIRTY_MAX: u32 = 65536;
+
+// asm-generic/ioctl.h layout (x86, arm64, riscv; not powerpc/mips/sparc/alpha).
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
 const IOC_SIZEBITS: u32 = 14;
@@ -14,15 +29,52 @@ const IOC_NRSHIFT: u32 = 0;
 const IOC_TYPESHIFT: u32 = IOC_NRSHIFT + IOC_NRBITS;
 const IOC_SIZESHIFT: u32 = IOC_TYPESHIFT + IOC_TYPEBITS;
 const IOC_DIRSHIFT: u32 = IOC_SIZESHIFT + IOC_SIZEBITS;
-const IOC_WRITE: u32 = 1;
-const IOC_READ: u32 = 2;
+/// `_IOC_NONE`.
+pub const IOC_NONE: u32 = 0;
+/// `_IOC_WRITE`: user space writes the argument (the kernel reads it).
+pub const IOC_WRITE: u32 = 1;
+/// `_IOC_READ`: the kernel writes the argument back.
+pub const IOC_READ: u32 = 2;
+/// Largest size the 14-bit size field can encode.
+pub const IOC_SIZE_MAX: u32 = (1 << IOC_SIZEBITS) - 1;
 
-/// `_IOWR(type, nr, size)` as the asm-generic ioctl.h defines it (x86, arm64, riscv).
+/// `_IOC(dir, type, nr, size)`; the size is masked to its 14 bits as the C macro's users expect
+/// (the fuzzer relies on this to encode deliberately wrong sizes).
+pub const fn ioc(dir: u32, ty: u32, nr: u32, size: u32) -> u32 {
+    (dir << IOC_DIRSHIFT)
+        | ((ty & 0xff) << IOC_TYPESHIFT)
+        | ((nr & 0xff) << IOC_NRSHIFT)
+        | ((size & IOC_SIZE_MAX) << IOC_SIZESHIFT)
+}
+
+/// `_IOW(type, nr, size)`.
+pub const fn iow(ty: u32, nr: u32, size: usize) -> u32 {
+    ioc(IOC_WRITE, ty, nr, size as u32)
+}
+
+/// `_IOWR(type, nr, size)`.
 pub const fn iowr(ty: u32, nr: u32, size: usize) -> u32 {
-    ((IOC_READ | IOC_WRITE) << IOC_DIRSHIFT)
-        | (ty << IOC_TYPESHIFT)
-        | (nr << IOC_NRSHIFT)
-        | ((size as u32) << IOC_SIZESHIFT)
+    ioc(IOC_READ | IOC_WRITE, ty, nr, size as u32)
+}
+
+/// `_IOC_NR(cmd)`.
+pub const fn ioc_nr(cmd: u32) -> u32 {
+    (cmd >> IOC_NRSHIFT) & 0xff
+}
+
+/// `_IOC_SIZE(cmd)`.
+pub const fn ioc_size(cmd: u32) -> u32 {
+    (cmd >> IOC_SIZESHIFT) & IOC_SIZE_MAX
+}
+
+/// `_IOC_DIR(cmd)`.
+pub const fn ioc_dir(cmd: u32) -> u32 {
+    cmd >> IOC_DIRSHIFT
+}
+
+/// Size of `T` as the `size` member wants it.
+const fn size32<T>() -> u32 {
+    size_of::<T>() as u32
 }
 
 /// `struct bdsnap_version`.
@@ -41,7 +93,7 @@ pub struct BdsnapVersion {
 impl Default for BdsnapVersion {
     fn default() -> Self {
         Self {
-            size: std::mem::size_of::<Self>() as u32,
+            size: size32::<Self>(),
             major: 0,
             minor: 0,
             patch: 0,
@@ -52,8 +104,226 @@ impl Default for BdsnapVersion {
     }
 }
 
-pub const BDSNAP_IOCTL_VERSION: u32 = iowr(
-    BDSNAP_IOCTL_MAGIC,
-    0x00,
-    std::mem::size_of::<BdsnapVersion>(),
-);
+/// `struct bdsnap_dev_id`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BdsnapDevId {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// `struct bdsnap_tracker_ctl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapTrackerCtl {
+    pub size: u32,
+    pub flags: u32,
+    pub dev: BdsnapDevId,
+    pub reserved: [u8; 48],
+}
+
+impl BdsnapTrackerCtl {
+    pub fn new(dev: BdsnapDevId) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            dev,
+            reserved: [0; 48],
+        }
+    }
+}
+
+/// `struct bdsnap_tracker_list`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapTrackerList {
+    pub size: u32,
+    pub count: u32,
+    /// User pointer to `count` [`BdsnapDevId`]s.
+    pub devs: u64,
+    pub reserved: [u8; 48],
+}
+
+impl Default for BdsnapTrackerList {
+    fn default() -> Self {
+        Self {
+            size: size32::<Self>(),
+            count: 0,
+            devs: 0,
+            reserved: [0; 48],
+        }
+    }
+}
+
+/// `struct bdsnap_cbt_info`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapCbtInfo {
+    pub size: u32,
+    pub flags: u32,
+    pub dev: BdsnapDevId,
+    pub device_sectors: u64,
+    pub block_size: u32,
+    pub block_count: u32,
+    pub generation_id: [u8; 16],
+    pub snap_number: u8,
+    pub reserved0: [u8; 3],
+    pub state: u32,
+    pub reserved: [u8; 40],
+}
+
+impl BdsnapCbtInfo {
+    pub fn new(dev: BdsnapDevId) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            dev,
+            device_sectors: 0,
+            block_size: 0,
+            block_count: 0,
+            generation_id: [0; 16],
+            snap_number: 0,
+            reserved0: [0; 3],
+            state: 0,
+            reserved: [0; 40],
+        }
+    }
+}
+
+/// `struct bdsnap_cbt_read`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapCbtRead {
+    pub size: u32,
+    pub flags: u32,
+    pub dev: BdsnapDevId,
+    pub offset: u64,
+    pub length: u32,
+    pub reserved0: u32,
+    /// User pointer to `length` bytes.
+    pub buf: u64,
+    pub reserved: [u8; 32],
+}
+
+impl BdsnapCbtRead {
+    pub fn new(dev: BdsnapDevId) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            dev,
+            offset: 0,
+            length: 0,
+            reserved0: 0,
+            buf: 0,
+            reserved: [0; 32],
+        }
+    }
+}
+
+/// `struct bdsnap_sector_range`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BdsnapSectorRange {
+    pub sector: u64,
+    pub count: u64,
+}
+
+/// `struct bdsnap_cbt_mark_dirty`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapCbtMarkDirty {
+    pub size: u32,
+    pub flags: u32,
+    pub dev: BdsnapDevId,
+    pub count: u32,
+    pub reserved0: u32,
+    /// User pointer to `count` [`BdsnapSectorRange`]s.
+    pub ranges: u64,
+    pub reserved: [u8; 32],
+}
+
+impl BdsnapCbtMarkDirty {
+    pub fn new(dev: BdsnapDevId) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            dev,
+            count: 0,
+            reserved0: 0,
+            ranges: 0,
+            reserved: [0; 32],
+        }
+    }
+}
+
+pub const BDSNAP_IOCTL_VERSION: u32 = iowr(BDSNAP_IOCTL_MAGIC, 0x00, size_of::<BdsnapVersion>());
+pub const BDSNAP_IOCTL_TRACKER_ATTACH: u32 =
+    iow(BDSNAP_IOCTL_MAGIC, 0x01, size_of::<BdsnapTrackerCtl>());
+pub const BDSNAP_IOCTL_TRACKER_DETACH: u32 =
+    iow(BDSNAP_IOCTL_MAGIC, 0x02, size_of::<BdsnapTrackerCtl>());
+pub const BDSNAP_IOCTL_TRACKER_LIST: u32 =
+    iowr(BDSNAP_IOCTL_MAGIC, 0x03, size_of::<BdsnapTrackerList>());
+pub const BDSNAP_IOCTL_CBT_INFO: u32 = iowr(BDSNAP_IOCTL_MAGIC, 0x04, size_of::<BdsnapCbtInfo>());
+pub const BDSNAP_IOCTL_CBT_READ: u32 = iow(BDSNAP_IOCTL_MAGIC, 0x05, size_of::<BdsnapCbtRead>());
+pub const BDSNAP_IOCTL_CBT_MARK_DIRTY: u32 =
+    iow(BDSNAP_IOCTL_MAGIC, 0x06, size_of::<BdsnapCbtMarkDirty>());
+
+/// Every command: (name without the `BDSNAP_IOCTL_` prefix, number, argument size).
+pub const COMMANDS: &[(&str, u32, usize)] = &[
+    ("VERSION", BDSNAP_IOCTL_VERSION, size_of::<BdsnapVersion>()),
+    (
+        "TRACKER_ATTACH",
+        BDSNAP_IOCTL_TRACKER_ATTACH,
+        size_of::<BdsnapTrackerCtl>(),
+    ),
+    (
+        "TRACKER_DETACH",
+        BDSNAP_IOCTL_TRACKER_DETACH,
+        size_of::<BdsnapTrackerCtl>(),
+    ),
+    (
+        "TRACKER_LIST",
+        BDSNAP_IOCTL_TRACKER_LIST,
+        size_of::<BdsnapTrackerList>(),
+    ),
+    (
+        "CBT_INFO",
+        BDSNAP_IOCTL_CBT_INFO,
+        size_of::<BdsnapCbtInfo>(),
+    ),
+    (
+        "CBT_READ",
+        BDSNAP_IOCTL_CBT_READ,
+        size_of::<BdsnapCbtRead>(),
+    ),
+    (
+        "CBT_MARK_DIRTY",
+        BDSNAP_IOCTL_CBT_MARK_DIRTY,
+        size_of::<BdsnapCbtMarkDirty>(),
+    ),
+];
+
+/// The name of a command number, for messages.
+pub fn command_name(cmd: u32) -> Option<&'static str> {
+    COMMANDS.iter().find(|c| c.1 == cmd).map(|c| c.0)
+}
+
+/// Views a plain `#[repr(C)]` UAPI struct as bytes (the fuzzer corrupts them byte by byte).
+///
+/// Only implemented for the structs above: they have no padding and every bit pattern is valid.
+pub trait Plain: Copy + Sized {
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: implementors are #[repr(C)] with fixed-width integer fields and no padding
+        // (checked against the header by tests/uapi_layout.rs), so every byte is initialised.
+        unsafe { std::slice::from_raw_parts(self as *const Self as *const u8, size_of::<Self>()) }
+    }
+}
+
+impl Plain for BdsnapVersion {}
+impl Plain for BdsnapDevId {}
+impl Plain for BdsnapTrackerCtl {}
+impl Plain for BdsnapTrackerList {}
+impl Plain for BdsnapCbtInfo {}
+impl Plain for BdsnapCbtRead {}
+impl Plain for BdsnapSectorRange {}
+impl Plain for BdsnapCbtMarkDirty {}

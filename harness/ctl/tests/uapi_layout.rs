@@ -1,47 +1,123 @@
 //! The Rust UAPI mirror must match the C header exactly: compile a probe against the header with
-//! the host C compiler and compare sizes, offsets and ioctl numbers.
+//! the host C compiler and compare every struct size, every field offset and size, every ioctl
+//! number and every constant.
+//!
+//! The probe's C lines and the Rust values are generated from one list below, so a field missing
+//! on either side fails to compile (Rust) or to build the probe (C); the values themselves come
+//! independently from each compiler.
 
 use bdsnapctl::uapi::*;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-fn c_values() -> Vec<(String, u64)> {
+/// Size of a field, from an accessor closure (no instance needed).
+fn field_size<T, F>(_: fn(&T) -> &F) -> u64 {
+    size_of::<F>() as u64
+}
+
+/// One checked value: its name, the C expression printing it, and the Rust value.
+struct Check {
+    name: String,
+    c_expr: String,
+    rust: u64,
+}
+
+macro_rules! structs {
+    ($checks:ident; $( $rty:ty => $cname:literal { $($field:ident),* $(,)? } )*) => {$(
+        let mut fields_total = 0u64;
+        $(
+            $checks.push(Check {
+                name: format!("{}.{}.offset", $cname, stringify!($field)),
+                c_expr: format!("offsetof(struct {}, {})", $cname, stringify!($field)),
+                rust: offset_of!($rty, $field) as u64,
+            });
+            let fsize = field_size(|s: &$rty| &s.$field);
+            fields_total += fsize;
+            $checks.push(Check {
+                name: format!("{}.{}.size", $cname, stringify!($field)),
+                c_expr: format!("sizeof(((struct {} *)0)->{})", $cname, stringify!($field)),
+                rust: fsize,
+            });
+        )*
+        $checks.push(Check {
+            name: format!("{}.sizeof", $cname),
+            c_expr: format!("sizeof(struct {})", $cname),
+            rust: size_of::<$rty>() as u64,
+        });
+        // No implicit padding: the ABI rules in the header promise it, and the fuzzer's
+        // byte-level view of the structs relies on it.
+        assert_eq!(fields_total, size_of::<$rty>() as u64, "{} has padding", $cname);
+    )*};
+}
+
+macro_rules! constants {
+    ($checks:ident; $($name:ident),* $(,)?) => {$(
+        $checks.push(Check {
+            name: stringify!($name).to_string(),
+            c_expr: stringify!($name).to_string(),
+            rust: $name as u64,
+        });
+    )*};
+}
+
+fn checks() -> Vec<Check> {
+    let mut checks = Vec::new();
+    structs! { checks;
+        BdsnapVersion => "bdsnap_version" { size, major, minor, patch, reserved0, flags, reserved }
+        BdsnapDevId => "bdsnap_dev_id" { major, minor }
+        BdsnapTrackerCtl => "bdsnap_tracker_ctl" { size, flags, dev, reserved }
+        BdsnapTrackerList => "bdsnap_tracker_list" { size, count, devs, reserved }
+        BdsnapCbtInfo => "bdsnap_cbt_info" {
+            size, flags, dev, device_sectors, block_size, block_count, generation_id,
+            snap_number, reserved0, state, reserved
+        }
+        BdsnapCbtRead => "bdsnap_cbt_read" {
+            size, flags, dev, offset, length, reserved0, buf, reserved
+        }
+        BdsnapSectorRange => "bdsnap_sector_range" { sector, count }
+        BdsnapCbtMarkDirty => "bdsnap_cbt_mark_dirty" {
+            size, flags, dev, count, reserved0, ranges, reserved
+        }
+    }
+    constants! { checks;
+        BDSNAP_VERSION_MAJOR, BDSNAP_VERSION_MINOR, BDSNAP_VERSION_PATCH,
+        BDSNAP_IOCTL_MAGIC,
+        BDSNAP_CBT_RESIZED, BDSNAP_CBT_READ_LIVE, BDSNAP_MARK_DIRTY_MAX,
+        BDSNAP_IOCTL_VERSION,
+        BDSNAP_IOCTL_TRACKER_ATTACH, BDSNAP_IOCTL_TRACKER_DETACH, BDSNAP_IOCTL_TRACKER_LIST,
+        BDSNAP_IOCTL_CBT_INFO, BDSNAP_IOCTL_CBT_READ, BDSNAP_IOCTL_CBT_MARK_DIRTY,
+    }
+    checks
+}
+
+/// Compiles and runs the probe; returns the C value of every check, in order.
+fn c_values(checks: &[Check], extra_c: &str) -> Vec<(String, u64)> {
     let dir = tempfile::tempdir().unwrap();
     let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../../module/include/uapi");
     let src = dir.path().join("probe.c");
+    let mut body = String::new();
+    for c in checks {
+        body.push_str(&format!("\tP(\"{}\", {});\n", c.name, c.c_expr));
+    }
     std::fs::write(
         &src,
-        r#"#include <stdio.h>
-#include <stddef.h>
-#include <linux/bdsnap.h>
-#define P(name, v) printf("%s %llu\n", name, (unsigned long long)(v))
-int main(void)
-{
-	P("magic", BDSNAP_IOCTL_MAGIC);
-	P("version.sizeof", sizeof(struct bdsnap_version));
-	P("version.size", offsetof(struct bdsnap_version, size));
-	P("version.major", offsetof(struct bdsnap_version, major));
-	P("version.minor", offsetof(struct bdsnap_version, minor));
-	P("version.patch", offsetof(struct bdsnap_version, patch));
-	P("version.reserved0", offsetof(struct bdsnap_version, reserved0));
-	P("version.flags", offsetof(struct bdsnap_version, flags));
-	P("version.reserved", offsetof(struct bdsnap_version, reserved));
-	P("ioctl.version", BDSNAP_IOCTL_VERSION);
-	return 0;
-}
-"#,
+        format!(
+            "#include <stdio.h>\n#include <stddef.h>\n#include <string.h>\n#include <linux/bdsnap.h>\n\
+             #define P(name, v) printf(\"%s %llu\\n\", name, (unsigned long long)(v))\n\
+             int main(void)\n{{\n{body}{extra_c}\treturn 0;\n}}\n"
+        ),
     )
     .unwrap();
     let exe = dir.path().join("probe");
     let status = Command::new("cc")
-        .arg("-I")
+        .args(["-Wall", "-Werror", "-I"])
         .arg(include)
         .arg("-o")
         .arg(&exe)
         .arg(&src)
         .status()
         .expect("a C compiler (cc) is needed to check the UAPI header");
-    assert!(status.success(), "the UAPI header does not compile");
+    assert!(status.success(), "the UAPI probe does not compile");
     let out = Command::new(&exe).output().unwrap();
     String::from_utf8(out.stdout)
         .unwrap()
@@ -55,32 +131,38 @@ int main(void)
 
 #[test]
 fn rust_structs_and_ioctls_match_the_c_header() {
-    let rust: Vec<(&str, u64)> = vec![
-        ("magic", BDSNAP_IOCTL_MAGIC as u64),
-        ("version.sizeof", size_of::<BdsnapVersion>() as u64),
-        ("version.size", offset_of!(BdsnapVersion, size) as u64),
-        ("version.major", offset_of!(BdsnapVersion, major) as u64),
-        ("version.minor", offset_of!(BdsnapVersion, minor) as u64),
-        ("version.patch", offset_of!(BdsnapVersion, patch) as u64),
-        (
-            "version.reserved0",
-            offset_of!(BdsnapVersion, reserved0) as u64,
-        ),
-        ("version.flags", offset_of!(BdsnapVersion, flags) as u64),
-        (
-            "version.reserved",
-            offset_of!(BdsnapVersion, reserved) as u64,
-        ),
-        ("ioctl.version", BDSNAP_IOCTL_VERSION as u64),
-    ];
-    let c = c_values();
-    assert_eq!(
-        c.len(),
-        rust.len(),
-        "probe and mirror list different fields"
+    let checks = checks();
+    let c = c_values(&checks, "");
+    assert_eq!(c.len(), checks.len(), "the probe printed a different count");
+    let mut mismatches = Vec::new();
+    for ((ck, cv), r) in c.iter().zip(&checks) {
+        assert_eq!(ck, &r.name);
+        if *cv != r.rust {
+            mismatches.push(format!("{ck}: C says {cv}, Rust says {}", r.rust));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn control_device_name_matches_the_header() {
+    let c = c_values(
+        &[],
+        "\tP(\"name_ok\", strcmp(BDSNAP_CTL_NAME, \"bdsnap-ctl\") == 0);\n",
     );
-    for ((ck, cv), (rk, rv)) in c.iter().zip(&rust) {
-        assert_eq!(ck, rk);
-        assert_eq!(cv, rv, "{ck}: C says {cv}, Rust says {rv}");
+    assert_eq!(BDSNAP_CTL_NAME, "bdsnap-ctl");
+    assert_eq!(c, vec![("name_ok".to_string(), 1)]);
+}
+
+#[test]
+fn every_command_is_listed_once_with_its_size() {
+    let mut numbers: Vec<u32> = COMMANDS.iter().map(|c| c.1).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 7);
+    for (name, cmd, size) in COMMANDS {
+        assert_eq!(ioc_size(*cmd) as usize, *size, "{name}");
+        assert_eq!((cmd >> 8) & 0xff, BDSNAP_IOCTL_MAGIC, "{name}");
+        assert_eq!(command_name(*cmd), Some(*name));
     }
 }

@@ -436,8 +436,8 @@ fn repository_scenarios_are_valid() {
         .iter()
         .find(|s| s.name == "smoke")
         .expect("smoke.yaml");
-    assert_eq!(smoke.disks().len(), 1);
-    assert_eq!(smoke.disks()[0].name, "data");
+    let names: Vec<&str> = smoke.disks().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["data", "spare", "fast"]);
     assert!(KERNELS.iter().all(|k| smoke.applies_to(k)));
     let actions: Vec<String> = smoke.steps().iter().map(|s| s.action.describe()).collect();
     assert!(
@@ -446,4 +446,7 @@ fn repository_scenarios_are_valid() {
     );
     assert!(actions.contains(&"unplug data".to_string()), "{actions:?}");
     assert!(actions.contains(&"rmmod bdsnap".to_string()), "{actions:?}");
+    let selftests = load_dir(&dir.join("selftest"), &KERNELS).unwrap_or_else(|e| panic!("{e}"));
+    assert!(selftests.len() >= 2);
+    assert!(selftests.iter().all(|s| s.expect_failure.is_some()));
 }

@@ -1,0 +1,78 @@
+//! errno names, so messages say `EBUSY` rather than a translated sentence, and what each errno
+//! means for each bdsnap command (the header documents the kernel's answers).
+
+/// The symbolic name of an errno value (`"EINVAL"`), or `"E<n>"` for one not listed.
+pub fn name(errno: i32) -> String {
+    let known = match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ENOTTY => "ENOTTY",
+        libc::EROFS => "EROFS",
+        libc::ERANGE => "ERANGE",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ENOTBLK => "ENOTBLK",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ESHUTDOWN => "ESHUTDOWN",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::ENOMSG => "ENOMSG",
+        libc::ENODATA => "ENODATA",
+        _ => return format!("E{errno}"),
+    };
+    known.to_string()
+}
+
+/// What `errno` from `command` (without the `BDSNAP_IOCTL_` prefix) means, in a few words.
+pub fn meaning(command: &str, errno: i32) -> String {
+    let specific = match (command, errno) {
+        (_, libc::EPERM) => Some("CAP_SYS_ADMIN is required"),
+        (_, libc::ENOTTY) => Some("the module does not know this command (version mismatch?)"),
+        ("TRACKER_ATTACH", libc::EBUSY) => Some("already tracked"),
+        ("TRACKER_ATTACH", libc::ENODEV) => Some("no such block device"),
+        ("TRACKER_DETACH", libc::ENOENT) => Some("not tracked"),
+        ("CBT_INFO" | "CBT_READ" | "CBT_MARK_DIRTY", libc::ENOENT) => Some("not tracked"),
+        ("CBT_READ", libc::EINVAL) => Some("invalid argument (range beyond the map?)"),
+        ("CBT_MARK_DIRTY", libc::EINVAL) => Some("invalid argument (range beyond the device?)"),
+        _ => None,
+    };
+    match specific {
+        Some(s) => s.to_string(),
+        None => std::io::Error::from_raw_os_error(errno)
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_meanings() {
+        assert_eq!(name(libc::EBUSY), "EBUSY");
+        assert_eq!(name(4095), "E4095");
+        assert_eq!(meaning("TRACKER_ATTACH", libc::EBUSY), "already tracked");
+        assert_eq!(meaning("TRACKER_DETACH", libc::ENOENT), "not tracked");
+        assert_eq!(meaning("VERSION", libc::EFAULT), "bad address");
+    }
+}
