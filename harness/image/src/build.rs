@@ -127,18 +127,27 @@ pub(crate) fn build(
         image.display()
     ));
 
-    // Older images and rootfs trees are stale now; in-use images stay readable
-    // by processes that already opened them.
+    // Older images are stale unless another kernel selection (`--kernel`) still uses them:
+    // keep the few most recently built, so runs on different kernel sets do not rebuild each
+    // other's image every time. In-use images stay readable by processes that opened them.
     let keep_image = image.file_name().map(|n| n.to_string_lossy().into_owned());
-    remove_entries(
-        cache_dir,
-        |name| {
-            name.starts_with("guest-")
-                && name.ends_with(".img")
-                && Some(name) != keep_image.as_deref()
-        },
-        log,
-    )?;
+    let mut older: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(cache_dir)
+        .map_err(io_err(format!("listing {}", cache_dir.display())))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_image = name.starts_with("guest-") && name.ends_with(".img");
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            (is_image && Some(name.as_str()) != keep_image.as_deref()).then_some((modified, name))
+        })
+        .collect();
+    older.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    let stale: Vec<String> = older
+        .into_iter()
+        .skip(KEEP_OLDER_IMAGES)
+        .map(|(_, name)| name)
+        .collect();
+    remove_entries(cache_dir, |name| stale.iter().any(|s| s == name), log)?;
     let keep_rootfs = rootfs.file_name().map(|n| n.to_string_lossy().into_owned());
     remove_entries(
         cache_dir,
@@ -241,6 +250,9 @@ fn populate(
     write_guest_file(stage, "/etc/hosts", hosts.as_bytes(), 0o644)?;
     Ok(())
 }
+
+/// How many superseded guest images stay cached besides the current one.
+const KEEP_OLDER_IMAGES: usize = 3;
 
 /// Deletes the entries of `dir` whose names match `pred` (missing dir: no-op).
 fn trim_dir(dir: &Path, pred: impl Fn(&str) -> bool) -> Result<(), ImageError> {
