@@ -89,6 +89,7 @@ struct bdfilter {
 	/* Private to bdfilter.ko. */
 	struct list_head link;
 	struct gendisk *disk;
+	struct module *owner;
 	u8 partno;
 	bool attached;
 };

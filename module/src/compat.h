@@ -45,4 +45,201 @@ static inline void bdsnap_ftrace_set_ip(struct bdsnap_ftrace_regs *regs,
 #endif
 }
 
+/* ---- bdsnap ---- */
+
+#include <linux/bio.h>
+#include <linux/blk_types.h>
+
+/*
+ * REQ_OP_WRITE_SAME (one sector's data written over a range) existed until
+ * 5.17: a write of the whole range for changed-block tracking.
+ */
+static inline bool bdsnap_bio_is_write_same(struct bio *bio)
+{
+#ifdef HAVE_REQ_OP_WRITE_SAME
+	return bio_op(bio) == REQ_OP_WRITE_SAME;
+#else
+	return false;
+#endif
+}
+
+/* ---- bdfilter ---- */
+
+/*
+ * Shims for bdfilter.ko (src/filter/); their names start with bdfilter_.
+ */
+
+#include <linux/blkdev.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/rcupdate.h>
+
+/*
+ * Before 5.11, ftrace wrapped a callback without FTRACE_OPS_FL_RECURSION_SAFE
+ * in a recursion guard that skips the callback when it trips: a bio would
+ * then bypass the filter. bdfilter's callback cannot recurse, so it says so.
+ * Since 5.11 the default is the reverse (FTRACE_OPS_FL_RECURSION asks for
+ * the guard), and bdfilter does not ask.
+ */
+#ifdef HAVE_FTRACE_OPS_FL_RECURSION_SAFE
+#define BDFILTER_FTRACE_FL_RECURSION_SAFE FTRACE_OPS_FL_RECURSION_SAFE
+#else
+#define BDFILTER_FTRACE_FL_RECURSION_SAFE 0
+#endif
+
+/* Partition number of a block device (0 for a whole disk). */
+static inline u8 bdfilter_bdev_partno(struct block_device *bdev)
+{
+#ifdef HAVE_BDEV_PARTNO
+	return bdev_partno(bdev);
+#else
+	return bdev->bd_partno;
+#endif
+}
+
+static inline sector_t bdfilter_bdev_nr_sectors(struct block_device *bdev)
+{
+#ifdef HAVE_BDEV_NR_SECTORS
+	return bdev_nr_sectors(bdev);
+#else
+	return i_size_read(bdev->bd_inode) >> SECTOR_SHIFT;
+#endif
+}
+
+/* The disk a bio is addressed to: bi_bdev since 5.12, bi_disk before. */
+static inline struct gendisk *bdfilter_bio_disk(struct bio *bio)
+{
+#ifdef HAVE_BIO_BI_BDEV
+	return bio->bi_bdev->bd_disk;
+#else
+	return bio->bi_disk;
+#endif
+}
+
+/* The partition number a bio is addressed to (0: the whole disk). */
+static inline u8 bdfilter_bio_partno(struct bio *bio)
+{
+#ifdef HAVE_BIO_BI_BDEV
+	return bdfilter_bdev_partno(bio->bi_bdev);
+#else
+	return bio->bi_partno;
+#endif
+}
+
+/*
+ * Whether a partition's bio already counts its sector from the start of the
+ * disk: the block layer remapped it, split it, and submits the rest again.
+ * Since 5.12 such a bio keeps its partition and carries BIO_REMAPPED; 5.10
+ * resets bi_partno to 0 instead, so it looks like a whole-disk bio there.
+ */
+static inline bool bdfilter_bio_remapped(struct bio *bio)
+{
+#ifdef HAVE_BIO_BI_BDEV
+	return bio_flagged(bio, BIO_REMAPPED);
+#else
+	return false;
+#endif
+}
+
+/*
+ * First sector of the partition a bio is addressed to, in its disk.
+ * Must not sleep (called for every bio).
+ */
+static inline sector_t bdfilter_bio_part_start(struct bio *bio)
+{
+#ifdef HAVE_BIO_BI_BDEV
+	return get_start_sect(bio->bi_bdev);
+#else
+	struct disk_part_tbl *tbl;
+	struct hd_struct *part;
+	sector_t start = 0;
+
+	rcu_read_lock();
+	tbl = rcu_dereference(bio->bi_disk->part_tbl);
+	if (bio->bi_partno < tbl->len) {
+		part = rcu_dereference(tbl->part[bio->bi_partno]);
+		if (part)
+			start = part->start_sect;
+	}
+	rcu_read_unlock();
+	return start;
+#endif
+}
+
+/*
+ * A block device opened read-only and not exclusively: by
+ * bdev_file_open_by_dev() since 6.9, blkdev_get_by_dev() before (with
+ * holder ops 6.5 to 6.8).
+ */
+struct bdfilter_bdev_ref {
+	struct block_device *bdev;
+#ifdef HAVE_BDEV_FILE_OPEN_BY_DEV
+	struct file *file;
+#endif
+};
+
+/* May sleep. Returns 0 or a negative errno. */
+static inline int bdfilter_bdev_open(dev_t dev, struct bdfilter_bdev_ref *ref)
+{
+#if defined(HAVE_BDEV_FILE_OPEN_BY_DEV)
+	struct file *file = bdev_file_open_by_dev(dev, BLK_OPEN_READ, NULL,
+						  NULL);
+
+	if (IS_ERR(file))
+		return PTR_ERR(file);
+	ref->file = file;
+	ref->bdev = file_bdev(file);
+	return 0;
+#else
+	struct block_device *bdev;
+
+#if defined(HAVE_BLKDEV_GET_BY_DEV_HOLDER_OPS)
+	bdev = blkdev_get_by_dev(dev, BLK_OPEN_READ, NULL, NULL);
+#else
+	bdev = blkdev_get_by_dev(dev, FMODE_READ, NULL);
+#endif
+	if (IS_ERR(bdev))
+		return PTR_ERR(bdev);
+	ref->bdev = bdev;
+	return 0;
+#endif
+}
+
+/* May sleep. */
+static inline void bdfilter_bdev_close(struct bdfilter_bdev_ref *ref)
+{
+#if defined(HAVE_BDEV_FILE_OPEN_BY_DEV)
+	fput(ref->file);
+#elif defined(HAVE_BLKDEV_GET_BY_DEV_HOLDER_OPS)
+	blkdev_put(ref->bdev, NULL);
+#else
+	blkdev_put(ref->bdev, FMODE_READ);
+#endif
+}
+
+/*
+ * submit_bio_noacct() returned a polling cookie (blk_qc_t, an unsigned int)
+ * before 5.16 and returns nothing since. bdfilter's replacement always
+ * returns an unsigned int: the real cookie where callers use one (so that a
+ * polled bio passed through still polls), and 0 where the return register is
+ * ignored by callers of a void function.
+ */
+#ifdef HAVE_SUBMIT_BIO_NOACCT_VOID
+#define BDFILTER_NO_COOKIE 0U
+#else
+#define BDFILTER_NO_COOKIE BLK_QC_T_NONE
+#endif
+
+static inline unsigned int bdfilter_real_submit_bio_noacct(struct bio *bio)
+{
+#ifdef HAVE_SUBMIT_BIO_NOACCT_VOID
+	submit_bio_noacct(bio);
+	return BDFILTER_NO_COOKIE;
+#else
+	return submit_bio_noacct(bio);
+#endif
+}
+
+/* ---- end bdfilter ---- */
+
 #endif /* BDSNAP_COMPAT_H */

@@ -13,8 +13,10 @@
 #include <linux/moduleparam.h>
 #include <uapi/linux/bdsnap.h>
 
+#include "cbt.h"
 #include "compat.h"
 #include "ctl.h"
+#include "tracker.h"
 
 #define BDSNAP_VERSION_STRING __stringify(BDSNAP_VERSION_MAJOR) "." \
 			      __stringify(BDSNAP_VERSION_MINOR) "." \
@@ -29,10 +31,44 @@ static bool debug;
 module_param(debug, bool, 0644);
 MODULE_PARM_DESC(debug, "Log extra diagnostics (default: off)");
 
+/*
+ * Changed-block tracking granularity. A tracked device is cut into blocks of
+ * 2^shift bytes, one map byte each (two maps: live and read). The block size
+ * is the smallest power of two from 2^tracking_block_min_shift on for which
+ * the device has at most tracking_block_max_count blocks, but no more than
+ * 2^tracking_block_max_shift; a device that needs more blocks even then
+ * cannot be tracked (-EFBIG). With the defaults (64 KiB, 2^21 blocks, 64 MiB)
+ * a device up to 128 GiB gets 64 KiB blocks, a 1 TiB device 512 KiB blocks
+ * (2 x 2 MiB of maps), and devices up to 128 TiB can be tracked. Read only
+ * after loading: trackers created with other values would not compare.
+ */
+unsigned int bdsnap_tracking_block_min_shift = 16;
+module_param_named(tracking_block_min_shift, bdsnap_tracking_block_min_shift,
+		   uint, 0444);
+MODULE_PARM_DESC(tracking_block_min_shift,
+		 "log2 of the smallest CBT block size in bytes, 9..31 (default: 16, 64 KiB)");
+
+unsigned int bdsnap_tracking_block_max_shift = 26;
+module_param_named(tracking_block_max_shift, bdsnap_tracking_block_max_shift,
+		   uint, 0444);
+MODULE_PARM_DESC(tracking_block_max_shift,
+		 "log2 of the largest CBT block size in bytes, tracking_block_min_shift..31 (default: 26, 64 MiB)");
+
+unsigned int bdsnap_tracking_block_max_count = 2097152;
+module_param_named(tracking_block_max_count, bdsnap_tracking_block_max_count,
+		   uint, 0444);
+MODULE_PARM_DESC(tracking_block_max_count,
+		 "Most CBT blocks (bytes per map) of one device, 1..2^31-1 (default: 2097152)");
+
 static int __init bdsnap_init(void)
 {
 	int ret;
 
+	ret = bdsnap_cbt_check_params();
+	if (ret)
+		return ret;
+
+	/* Last: once the control device exists, user space can call in. */
 	ret = bdsnap_ctl_init();
 	if (ret)
 		return ret;
@@ -46,6 +82,7 @@ static int __init bdsnap_init(void)
 static void __exit bdsnap_exit(void)
 {
 	bdsnap_ctl_exit();
+	bdsnap_tracker_exit();
 	pr_info("unloaded\n");
 }
 

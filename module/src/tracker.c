@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Trackers: a bdfilter per tracked device whose ->submit_bio() records every
+ * write in the device's CBT map.
+ *
+ * Lifetime: a tracker is created by bdsnap_tracker_attach() with one
+ * reference for its attachment, which ->detached() drops, whoever detached
+ * it (bdsnap_tracker_detach() or the device's removal). Lookups take their
+ * own reference, so an ioctl can use a tracker's map while the tracker is
+ * detached under it; the last reference frees tracker and map. While the
+ * filter is attached, bdfilter holds a reference on this module, so the
+ * module cannot be unloaded with a tracker alive (rmmod gets -EBUSY).
+ *
+ * Locking:
+ *   bdsnap_trackers_lock (mutex): the list, bdsnap_tracker_nr and every
+ *   tracker's ->detached flag. Taken by ->detached(), so it must never be
+ *   held across bdfilter_attach() or bdfilter_detach(), which may wait for
+ *   a ->detached() call. No other lock nests inside or outside it.
+ *   The CBT's own locks (cbt.c) are never taken under it.
+ *
+ * Contexts: ->submit_bio() runs in the bio submitter's context, possibly
+ * atomic; it never sleeps, never allocates and always passes the bio on, so
+ * tracking can neither delay nor fail I/O. Everything else here runs in
+ * process context and may sleep.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bio.h>
+#include <linux/blk_types.h>
+#include <linux/err.h>
+#include <linux/kdev_t.h>
+#include <linux/kernel.h>
+#include <linux/list.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/printk.h>
+#include <linux/slab.h>
+#include <uapi/linux/bdsnap.h>
+
+#include "cbt.h"
+#include "compat.h"
+#include "tracker.h"
+
+static LIST_HEAD(bdsnap_trackers);
+static DEFINE_MUTEX(bdsnap_trackers_lock);
+static u32 bdsnap_tracker_nr;
+
+/* True for the operations that change the data of their range. */
+static bool bdsnap_bio_changes_data(struct bio *bio)
+{
+	switch (bio_op(bio)) {
+	case REQ_OP_WRITE:
+	case REQ_OP_WRITE_ZEROES:
+	case REQ_OP_DISCARD:
+	case REQ_OP_SECURE_ERASE:
+		return true;
+	default:
+		return bdsnap_bio_is_write_same(bio);
+	}
+}
+
+/* Any context; never sleeps. */
+static enum bdfilter_result
+bdsnap_tracker_submit_bio(struct bdfilter *flt, struct bio *bio,
+			  sector_t sector)
+{
+	struct bdsnap_tracker *tracker =
+		container_of(flt, struct bdsnap_tracker, flt);
+	struct bdsnap_cbt *cbt;
+	unsigned int nr_sectors;
+
+	/* Pairs with the release in attach: a map seen is fully set up. */
+	cbt = smp_load_acquire(&tracker->cbt);
+
+	if (!cbt || !bdsnap_bio_changes_data(bio))
+		return BDFILTER_PASS;
+	/* An empty flush (REQ_PREFLUSH without data) changes no block. */
+	nr_sectors = bio_sectors(bio);
+	if (!nr_sectors)
+		return BDFILTER_PASS;
+
+	if (bdsnap_cbt_mark(cbt, sector, nr_sectors))
+		pr_warn("tracker %s (%u:%u): write beyond the %llu tracked sectors, the device was resized: history lost, detach and attach again to track the new size\n",
+			flt->info.name, MAJOR(tracker->dev),
+			MINOR(tracker->dev),
+			(unsigned long long)flt->info.nr_sectors);
+	return BDFILTER_PASS;
+}
+
+static void bdsnap_tracker_release(struct kref *kref)
+{
+	struct bdsnap_tracker *tracker =
+		container_of(kref, struct bdsnap_tracker, kref);
+
+	if (tracker->cbt)
+		bdsnap_cbt_destroy(tracker->cbt);
+	kfree(tracker);
+}
+
+void bdsnap_tracker_put(struct bdsnap_tracker *tracker)
+{
+	kref_put(&tracker->kref, bdsnap_tracker_release);
+}
+
+/* Process context; may sleep. */
+static void bdsnap_tracker_detached(struct bdfilter *flt,
+				    enum bdfilter_detach_reason reason)
+{
+	struct bdsnap_tracker *tracker =
+		container_of(flt, struct bdsnap_tracker, flt);
+
+	mutex_lock(&bdsnap_trackers_lock);
+	tracker->detached = true;
+	if (!list_empty(&tracker->link)) {
+		list_del_init(&tracker->link);
+		bdsnap_tracker_nr--;
+	}
+	mutex_unlock(&bdsnap_trackers_lock);
+
+	if (!tracker->quiet)
+		pr_info("tracker %s (%u:%u) detached: %s\n", flt->info.name,
+			MAJOR(tracker->dev), MINOR(tracker->dev),
+			reason == BDFILTER_DETACH_REMOVED ? "device removed" :
+							    "requested");
+	bdsnap_tracker_put(tracker);
+}
+
+static const struct bdfilter_ops bdsnap_tracker_ops = {
+	.submit_bio = bdsnap_tracker_submit_bio,
+	.detached = bdsnap_tracker_detached,
+};
+
+/* The listed tracker of @dev, or NULL. Called with bdsnap_trackers_lock. */
+static struct bdsnap_tracker *bdsnap_tracker_find(dev_t dev)
+{
+	struct bdsnap_tracker *tracker;
+
+	lockdep_assert_held(&bdsnap_trackers_lock);
+	/*
+	 * Newest first: between a filter's detach and its ->detached() call a
+	 * new tracker of the same device may already be listed after the old.
+	 */
+	list_for_each_entry(tracker, &bdsnap_trackers, link)
+		if (tracker->dev == dev)
+			return tracker;
+	return NULL;
+}
+
+struct bdsnap_tracker *bdsnap_tracker_get(dev_t dev)
+{
+	struct bdsnap_tracker *tracker;
+
+	mutex_lock(&bdsnap_trackers_lock);
+	tracker = bdsnap_tracker_find(dev);
+	if (tracker)
+		kref_get(&tracker->kref);
+	mutex_unlock(&bdsnap_trackers_lock);
+	return tracker;
+}
+
+int bdsnap_tracker_attach(dev_t dev)
+{
+	struct bdsnap_tracker *tracker;
+	struct bdsnap_cbt *cbt;
+	bool busy;
+	int ret;
+
+	mutex_lock(&bdsnap_trackers_lock);
+	busy = bdsnap_tracker_find(dev);
+	mutex_unlock(&bdsnap_trackers_lock);
+	if (busy)
+		return -EBUSY;
+
+	tracker = kzalloc(sizeof(*tracker), GFP_KERNEL);
+	if (!tracker)
+		return -ENOMEM;
+	/* The attachment's reference, and ours until we return. */
+	kref_init(&tracker->kref);
+	kref_get(&tracker->kref);
+	INIT_LIST_HEAD(&tracker->link);
+	tracker->dev = dev;
+	tracker->flt.ops = &bdsnap_tracker_ops;
+
+	ret = bdfilter_attach(&tracker->flt, dev, THIS_MODULE);
+	if (ret) {
+		/* Never attached: no ->detached() call, nobody else knows it. */
+		kfree(tracker);
+		return ret;
+	}
+
+	/*
+	 * The size is known only now: bios that arrive before the map is
+	 * published are passed untracked. They race with the attach, which
+	 * has not returned yet, so no write that user space ordered after
+	 * the attach is missed.
+	 */
+	cbt = bdsnap_cbt_create(tracker->flt.info.nr_sectors);
+	if (IS_ERR(cbt)) {
+		ret = PTR_ERR(cbt);
+		tracker->quiet = true;
+		bdfilter_detach(&tracker->flt);
+		goto out_put;
+	}
+	/* Publish the initialised map to ->submit_bio() (acquire there). */
+	smp_store_release(&tracker->cbt, cbt);
+
+	mutex_lock(&bdsnap_trackers_lock);
+	if (tracker->detached) {
+		/* The device went away while the map was being made. */
+		ret = -ENODEV;
+	} else {
+		list_add(&tracker->link, &bdsnap_trackers);
+		bdsnap_tracker_nr++;
+	}
+	mutex_unlock(&bdsnap_trackers_lock);
+	if (!ret)
+		pr_info("tracker %s (%u:%u) attached: %llu sectors, %u blocks of %u bytes\n",
+			tracker->flt.info.name, MAJOR(dev), MINOR(dev),
+			(unsigned long long)cbt->device_sectors,
+			cbt->block_count, 1U << cbt->block_shift);
+
+out_put:
+	bdsnap_tracker_put(tracker);
+	return ret;
+}
+
+int bdsnap_tracker_detach(dev_t dev)
+{
+	struct bdsnap_tracker *tracker = bdsnap_tracker_get(dev);
+	int ret;
+
+	if (!tracker)
+		return -ENOENT;
+	/* Without bdsnap_trackers_lock: ->detached() takes it. */
+	ret = bdfilter_detach(&tracker->flt);
+	bdsnap_tracker_put(tracker);
+	return ret;
+}
+
+u32 bdsnap_tracker_count(void)
+{
+	u32 nr;
+
+	mutex_lock(&bdsnap_trackers_lock);
+	nr = bdsnap_tracker_nr;
+	mutex_unlock(&bdsnap_trackers_lock);
+	return nr;
+}
+
+u32 bdsnap_tracker_list(struct bdsnap_dev_id *ids, u32 room)
+{
+	struct bdsnap_tracker *tracker;
+	u32 i = 0;
+	u32 nr;
+
+	mutex_lock(&bdsnap_trackers_lock);
+	list_for_each_entry(tracker, &bdsnap_trackers, link) {
+		if (i == room)
+			break;
+		ids[i].major = MAJOR(tracker->dev);
+		ids[i].minor = MINOR(tracker->dev);
+		i++;
+	}
+	nr = bdsnap_tracker_nr;
+	mutex_unlock(&bdsnap_trackers_lock);
+	return nr;
+}
+
+void bdsnap_tracker_exit(void)
+{
+	/* Every tracker pins the module: none can be left at unload. */
+	WARN_ON(!list_empty(&bdsnap_trackers));
+}
