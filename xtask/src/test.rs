@@ -322,19 +322,20 @@ fn run_kernel(
                 Err(e) => boot_error = Some(format!("{e:#}")),
             }
         }
-        let (excerpt, dmesg) = match (&mut vm, &boot_error) {
-            (Some(v), _) => {
+        // Without a VM there is a boot error: the boot above either succeeded or set it.
+        let (excerpt, dmesg) = match &mut vm {
+            Some(v) => {
                 bar.set_message(format!("{}: {}", k.versions.release, sc.name));
                 let r = guest::run_scenario(v, sc, ctx.accel, &kdir.join("disks"));
                 case.outcome = r.outcome;
                 case.error = r.error;
                 (r.console, r.dmesg)
             }
-            (None, Some(e)) => {
-                case.error = Some(format!("boot failed: {e}"));
+            None => {
+                let why = boot_error.as_deref().unwrap_or("no VM");
+                case.error = Some(format!("boot failed: {why}"));
                 (String::new(), String::new())
             }
-            (None, None) => unreachable_state(&mut case),
         };
         case.findings = bdsnap_report::scan(&excerpt);
         case.duration_ms = case_started.elapsed().as_millis() as u64;
@@ -360,11 +361,6 @@ fn run_kernel(
         boot_secs,
         wall_secs: started.elapsed().as_secs_f64(),
     }
-}
-
-fn unreachable_state(case: &mut CaseResult) -> (String, String) {
-    case.error = Some("internal: no VM and no boot error".into());
-    (String::new(), String::new())
 }
 
 /// Stops a VM and drops its overlay; its console log and command line stay as evidence.
