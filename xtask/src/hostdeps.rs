@@ -11,7 +11,6 @@ pub const HOST_TOOLS: &[HostTool] = &[
     HostTool::new("depmod", "kmod"),
     HostTool::new("ssh-keygen", "openssh-client"),
     HostTool::new("xz", "xz-utils"),
-    HostTool::new("zstd", "zstd"),
 ];
 
 /// Installs what is missing (as root) or fails with the exact apt command.

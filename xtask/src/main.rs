@@ -64,7 +64,7 @@ fn main() -> Result<()> {
         Cmd::Build { kernels } => {
             let log = bdsnap_host::CmdLog::to_file(&root.join("results/build-commands.log"))?;
             hostdeps::ensure(&log)?;
-            let prepared = prepare::prepare(&kernels, &log, false)?;
+            let prepared = prepare::prepare(&kernels, &log)?;
             for p in prepared {
                 println!(
                     "{:5} {:32} {} module(s): {}",

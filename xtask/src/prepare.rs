@@ -26,7 +26,7 @@ pub fn spinner(multi: &MultiProgress, prefix: &str) -> ProgressBar {
     bar
 }
 
-pub fn prepare(args: &KernelArgs, log: &CmdLog, quiet_cached: bool) -> Result<Vec<Prepared>> {
+pub fn prepare(args: &KernelArgs, log: &CmdLog) -> Result<Vec<Prepared>> {
     let matrix = Matrix::load(&args.matrix)?;
     let specs = matrix.select(&args.kernels)?;
     let cache = cache_dir();
@@ -54,9 +54,6 @@ pub fn prepare(args: &KernelArgs, log: &CmdLog, quiet_cached: bool) -> Result<Ve
                         "{} ({}) module {how} in {secs:.1}s",
                         kernel.versions.release, kernel.versions.package_version
                     ));
-                    if quiet_cached {
-                        bar.finish_and_clear();
-                    }
                     Ok(Prepared {
                         kernel,
                         build,

@@ -126,7 +126,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     crate::hostdeps::ensure(&log)?;
 
     let prep_started = Instant::now();
-    let prepared = prepare::prepare(&args.kernels, &log, false)?;
+    let prepared = prepare::prepare(&args.kernels, &log)?;
     let tools = guest::build_guest_tools(&log)?;
     let key = guest::ssh_key(&cache_dir(), &log)?;
     let image = guest::image(root, &prepared, &key, &log)?;
@@ -277,6 +277,7 @@ fn run_kernel(
         release: k.versions.release.clone(),
         package_version: k.versions.package_version.clone(),
         compiler: k.versions.compiler.clone(),
+        packages: k.versions.packages.clone(),
     };
     let kdir = ctx.run_dir.join(&k.spec.name);
     let mut cases = Vec::new();

@@ -18,6 +18,9 @@ pub struct KernelInfo {
     pub package_version: String,
     /// The compiler the kernel was built with (the module must be built with the same one).
     pub compiler: String,
+    /// Every Debian package the kernel's files came from, as `name=version`.
+    #[serde(default)]
+    pub packages: Vec<String>,
 }
 
 /// One scenario on one kernel.

@@ -42,6 +42,7 @@ fn case(kernel: &str, scenario: &str, steps: Vec<StepRecord>) -> CaseResult {
 
 fn kernel(name: &str, suite: &str, release: &str, version: &str) -> KernelInfo {
     KernelInfo {
+        packages: vec![format!("linux-image-{release}={version}")],
         name: name.into(),
         suite: suite.into(),
         release: release.into(),
