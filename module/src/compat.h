@@ -63,6 +63,23 @@ static inline bool bdsnap_bio_is_write_same(struct bio *bio)
 #endif
 }
 
+/*
+ * True for the operations that change the data of their range: what the
+ * CBT marks (tracker.c) and what copy-on-write holds (cow.c).
+ */
+static inline bool bdsnap_bio_changes_data(struct bio *bio)
+{
+	switch (bio_op(bio)) {
+	case REQ_OP_WRITE:
+	case REQ_OP_WRITE_ZEROES:
+	case REQ_OP_DISCARD:
+	case REQ_OP_SECURE_ERASE:
+		return true;
+	default:
+		return bdsnap_bio_is_write_same(bio);
+	}
+}
+
 /* ---- bdfilter ---- */
 
 /*
@@ -241,5 +258,157 @@ static inline unsigned int bdfilter_real_submit_bio_noacct(struct bio *bio)
 }
 
 /* ---- end bdfilter ---- */
+
+/* ---- bdsnap snapshots (issue 4) ---- */
+
+#include <linux/err.h>
+#include <linux/uio.h>
+
+/* Iterator directions: ITER_SOURCE/ITER_DEST since 6.3 (Debian 6.1 too). */
+#ifdef HAVE_ITER_SOURCE
+#define BDSNAP_ITER_SOURCE ITER_SOURCE
+#define BDSNAP_ITER_DEST ITER_DEST
+#else
+#define BDSNAP_ITER_SOURCE WRITE
+#define BDSNAP_ITER_DEST READ
+#endif
+
+/* A bio for @bdev: bio_alloc(bdev, ...) since 5.18. Mempool-backed. */
+static inline struct bio *bdsnap_bio_alloc(struct block_device *bdev,
+					   unsigned short nr_vecs,
+					   unsigned int opf, gfp_t gfp)
+{
+#ifdef HAVE_BIO_ALLOC_BDEV
+	return bio_alloc(bdev, nr_vecs, (__force blk_opf_t)opf, gfp);
+#else
+	struct bio *bio = bio_alloc(gfp, nr_vecs);
+
+	if (bio) {
+		bio_set_dev(bio, bdev);
+		bio->bi_opf = opf;
+	}
+	return bio;
+#endif
+}
+
+/* Filesystem freeze around the take; 5.10 must keep the super block. */
+struct bdsnap_freeze_state {
+#if !defined(HAVE_BDEV_FREEZE) && !defined(HAVE_FREEZE_BDEV_INT)
+	struct super_block *sb;
+#endif
+};
+
+static inline int bdsnap_freeze(struct block_device *bdev,
+				struct bdsnap_freeze_state *st)
+{
+#if defined(HAVE_BDEV_FREEZE)
+	return bdev_freeze(bdev);
+#elif defined(HAVE_FREEZE_BDEV_INT)
+	return freeze_bdev(bdev);
+#else
+	struct super_block *sb = freeze_bdev(bdev);
+
+	if (IS_ERR(sb))
+		return PTR_ERR(sb);
+	st->sb = sb;
+	return 0;
+#endif
+}
+
+static inline int bdsnap_thaw(struct block_device *bdev,
+			      struct bdsnap_freeze_state *st)
+{
+#if defined(HAVE_BDEV_FREEZE)
+	return bdev_thaw(bdev);
+#elif defined(HAVE_FREEZE_BDEV_INT)
+	return thaw_bdev(bdev);
+#else
+	return thaw_bdev(bdev, st->sb);
+#endif
+}
+
+/* A bio-based disk with these limits, not added yet; ERR_PTR on failure. */
+static inline struct gendisk *bdsnap_alloc_disk(unsigned int lbs,
+						unsigned int pbs,
+						unsigned int max_sectors)
+{
+#if defined(HAVE_BLK_ALLOC_DISK_LIM)
+	struct queue_limits lim = {
+		.logical_block_size = lbs,
+		.physical_block_size = pbs,
+		.max_hw_sectors = max_sectors,
+	};
+
+	return blk_alloc_disk(&lim, NUMA_NO_NODE);
+#else
+	struct gendisk *disk;
+
+#if defined(HAVE_BLK_ALLOC_DISK)
+	disk = blk_alloc_disk(NUMA_NO_NODE);
+	if (!disk)
+		return ERR_PTR(-ENOMEM);
+#else
+	struct request_queue *q = blk_alloc_queue(NUMA_NO_NODE);
+
+	if (!q)
+		return ERR_PTR(-ENOMEM);
+	disk = alloc_disk(1);
+	if (!disk) {
+		blk_cleanup_queue(q);
+		return ERR_PTR(-ENOMEM);
+	}
+	disk->queue = q;
+#endif
+	blk_queue_logical_block_size(disk->queue, lbs);
+	blk_queue_physical_block_size(disk->queue, pbs);
+	blk_queue_max_hw_sectors(disk->queue, max_sectors);
+	return disk;
+#endif
+}
+
+static inline int bdsnap_add_disk(struct gendisk *disk)
+{
+#ifdef HAVE_ADD_DISK_INT
+	return add_disk(disk);
+#else
+	add_disk(disk);
+	return 0;
+#endif
+}
+
+/*
+ * After del_gendisk() (or instead, for a disk never added): make sure the
+ * disk's ->submit_bio() is not called any more. 6.x: del_gendisk() marked
+ * the disk dead already. 5.10: only blk_cleanup_queue() marks the queue
+ * dying, which also waits for the callers inside ->submit_bio(). The disk
+ * is then freed with put_disk().
+ */
+static inline void bdsnap_disk_shutdown(struct gendisk *disk)
+{
+#ifdef HAVE_BLK_CLEANUP_QUEUE
+	blk_cleanup_queue(disk->queue);
+#endif
+}
+
+#ifdef HAVE_GENHD_FL_NO_PART
+#define BDSNAP_GENHD_FL_NO_PART GENHD_FL_NO_PART
+#else
+#define BDSNAP_GENHD_FL_NO_PART GENHD_FL_NO_PART_SCAN
+#endif
+
+/*
+ * Return type and value of a block_device_operations.submit_bio method:
+ * void since 5.16 (the value is then empty: "return ;"), a blk_qc_t polling
+ * cookie before.
+ */
+#ifdef HAVE_SUBMIT_BIO_VOID
+#define BDSNAP_SUBMIT_BIO_RET void
+#define BDSNAP_SUBMIT_BIO_DONE
+#else
+#define BDSNAP_SUBMIT_BIO_RET blk_qc_t
+#define BDSNAP_SUBMIT_BIO_DONE BLK_QC_T_NONE
+#endif
+
+/* ---- end bdsnap snapshots ---- */
 
 #endif /* BDSNAP_COMPAT_H */

@@ -25,7 +25,9 @@
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/overflow.h>
+#include <linux/err.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -34,6 +36,7 @@
 #include "cbt.h"
 #include "compat.h"
 #include "ctl.h"
+#include "snapshot.h"
 #include "tracker.h"
 
 /* True when all @len bytes at @buf are zero. */
@@ -96,6 +99,14 @@ static long bdsnap_ctl_version(struct bdsnap_version __user *uarg)
 	return 0;
 }
 
+/*
+ * Serialises TRACKER_ATTACH with SNAPSHOT_ADD: each checks the other's
+ * effect (a tracked partition next to its tracked disk, see
+ * bdsnap_tracker_has_sibling()) before making its own. Outermost lock of
+ * the module; nothing that waits for it holds another lock.
+ */
+static DEFINE_MUTEX(bdsnap_ctl_member_lock);
+
 /* TRACKER_ATTACH (@attach) and TRACKER_DETACH. */
 static long bdsnap_ctl_tracker(struct bdsnap_tracker_ctl __user *uarg,
 			       bool attach)
@@ -107,19 +118,59 @@ static long bdsnap_ctl_tracker(struct bdsnap_tracker_ctl __user *uarg,
 	ret = bdsnap_ctl_copy_in(&ctl, uarg, sizeof(ctl));
 	if (ret)
 		return ret;
-	if (ctl.flags || !bdsnap_ctl_all_zero(ctl.reserved, sizeof(ctl.reserved)))
+	if ((ctl.flags & ~(attach ? BDSNAP_TRACKER_FILTER_ONLY : 0)) ||
+	    !bdsnap_ctl_all_zero(ctl.reserved, sizeof(ctl.reserved)))
 		return -EINVAL;
 	if (!bdsnap_ctl_devt(&ctl.dev, &dev))
 		return attach ? -ENODEV : -ENOENT;
 
-	return attach ? bdsnap_tracker_attach(dev) : bdsnap_tracker_detach(dev);
+	if (!attach)
+		return bdsnap_tracker_detach(dev);
+	mutex_lock(&bdsnap_ctl_member_lock);
+	ret = bdsnap_tracker_attach(dev,
+				    ctl.flags & BDSNAP_TRACKER_FILTER_ONLY);
+	mutex_unlock(&bdsnap_ctl_member_lock);
+	return ret;
+}
+
+/*
+ * The common part of the LIST ioctls. @fill(buf, room) writes at most @room
+ * entries of @elem bytes and returns how many there are in all (@buf may be
+ * NULL when @room is 0). Never allocates for more entries than exist,
+ * whatever @want says; an entry added meanwhile is counted, not listed.
+ * Copies the entries to @ubuf; returns 0 or -errno, *@total the full count.
+ */
+static int bdsnap_ctl_list_out(u32 want, size_t elem,
+			       u32 (*fill)(void *buf, u32 room), u64 ubuf,
+			       u32 *total)
+{
+	u32 room = min(want, fill(NULL, 0));
+	void *buf = NULL;
+	int ret = 0;
+
+	if (room) {
+		buf = kvmalloc_array(room, elem, GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
+	*total = fill(buf, room);
+	room = min(room, *total);
+	if (room && copy_to_user(u64_to_user_ptr(ubuf), buf,
+				 array_size(room, elem)))
+		ret = -EFAULT;
+	kvfree(buf);
+	return ret;
+}
+
+static u32 bdsnap_ctl_fill_trackers(void *buf, u32 room)
+{
+	return bdsnap_tracker_list(buf, room);
 }
 
 static long bdsnap_ctl_tracker_list(struct bdsnap_tracker_list __user *uarg)
 {
 	struct bdsnap_tracker_list list;
-	struct bdsnap_dev_id *ids = NULL;
-	u32 room, total;
+	u32 total;
 	int ret;
 
 	ret = bdsnap_ctl_copy_in(&list, uarg, sizeof(list));
@@ -128,30 +179,32 @@ static long bdsnap_ctl_tracker_list(struct bdsnap_tracker_list __user *uarg)
 	if (!bdsnap_ctl_all_zero(list.reserved, sizeof(list.reserved)))
 		return -EINVAL;
 
-	/*
-	 * Never allocate for more entries than there are trackers, whatever
-	 * @count says; a tracker attached meanwhile is counted, not listed.
-	 */
-	room = min(list.count, bdsnap_tracker_count());
-	if (room) {
-		ids = kvmalloc_array(room, sizeof(*ids), GFP_KERNEL);
-		if (!ids)
-			return -ENOMEM;
-	}
-	total = bdsnap_tracker_list(ids, room);
-	room = min(room, total);
-
-	if (room && copy_to_user(u64_to_user_ptr(list.devs), ids,
-				 array_size(room, sizeof(*ids)))) {
-		ret = -EFAULT;
-		goto out_free;
-	}
+	ret = bdsnap_ctl_list_out(list.count, sizeof(struct bdsnap_dev_id),
+				  bdsnap_ctl_fill_trackers, list.devs, &total);
+	if (ret)
+		return ret;
 	list.count = total;
 	if (copy_to_user(uarg, &list, sizeof(list)))
-		ret = -EFAULT;
-out_free:
-	kvfree(ids);
-	return ret;
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The tracker of @dev with a reference, for a CBT ioctl: -ENOENT if @dev
+ * is not tracked, -ENODATA if its tracker keeps no map (filter only).
+ */
+static int bdsnap_ctl_cbt_tracker(dev_t dev, struct bdsnap_tracker **out)
+{
+	struct bdsnap_tracker *tracker = bdsnap_tracker_get(dev);
+
+	if (!tracker)
+		return -ENOENT;
+	if (!tracker->cbt) {
+		bdsnap_tracker_put(tracker);
+		return -ENODATA;
+	}
+	*out = tracker;
+	return 0;
 }
 
 static long bdsnap_ctl_cbt_info(struct bdsnap_cbt_info __user *uarg)
@@ -171,9 +224,9 @@ static long bdsnap_ctl_cbt_info(struct bdsnap_cbt_info __user *uarg)
 	if (!bdsnap_ctl_devt(&info.dev, &dev))
 		return -ENOENT;
 
-	tracker = bdsnap_tracker_get(dev);
-	if (!tracker)
-		return -ENOENT;
+	ret = bdsnap_ctl_cbt_tracker(dev, &tracker);
+	if (ret)
+		return ret;
 	bdsnap_cbt_get_info(tracker->cbt, &info);
 	bdsnap_tracker_put(tracker);
 
@@ -200,9 +253,9 @@ static long bdsnap_ctl_cbt_read(struct bdsnap_cbt_read __user *uarg)
 		return -ENOENT;
 
 	/* The reference keeps the map alive, even if the tracker detaches. */
-	tracker = bdsnap_tracker_get(dev);
-	if (!tracker)
-		return -ENOENT;
+	ret = bdsnap_ctl_cbt_tracker(dev, &tracker);
+	if (ret)
+		return ret;
 	block_count = tracker->cbt->block_count;
 	if (rd.offset > block_count || rd.length > block_count - rd.offset)
 		ret = -EINVAL;
@@ -243,16 +296,203 @@ static long bdsnap_ctl_cbt_mark_dirty(struct bdsnap_cbt_mark_dirty __user *uarg)
 		goto out_free;
 	}
 
-	tracker = bdsnap_tracker_get(dev);
-	if (!tracker) {
-		ret = -ENOENT;
+	ret = bdsnap_ctl_cbt_tracker(dev, &tracker);
+	if (ret)
 		goto out_free;
-	}
 	ret = bdsnap_cbt_mark_ranges(tracker->cbt, ranges, md.count);
 	bdsnap_tracker_put(tracker);
 out_free:
 	kvfree(ranges);
 	return ret;
+}
+
+/* ---- snapshots ---- */
+
+/* Most devices SNAPSHOT_INFO reports in one call. */
+#define BDSNAP_CTL_INFO_MAX_DEVS	4096
+
+/* Check a storage piece's header and copy its path in. */
+static char *bdsnap_ctl_storage_path(const struct bdsnap_snapshot_storage *st)
+{
+	if (st->size != sizeof(*st) || st->flags ||
+	    !bdsnap_ctl_all_zero(st->reserved, sizeof(st->reserved)))
+		return ERR_PTR(-EINVAL);
+	return strndup_user(u64_to_user_ptr(st->path),
+			    BDSNAP_STORAGE_PATH_MAX);
+}
+
+static long bdsnap_ctl_snapshot_create(struct bdsnap_snapshot_create __user *uarg)
+{
+	struct bdsnap_snapshot_create c;
+	char *path;
+	u64 id;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&c, uarg, sizeof(c));
+	if (ret)
+		return ret;
+	if (c.flags || c.id ||
+	    !bdsnap_ctl_all_zero(c.reserved, sizeof(c.reserved)))
+		return -EINVAL;
+	path = bdsnap_ctl_storage_path(&c.storage);
+	if (IS_ERR(path))
+		return PTR_ERR(path);
+	ret = bdsnap_snapshot_create(&c, path, &id);
+	kfree(path);
+	if (ret)
+		return ret;
+
+	c.id = id;
+	if (copy_to_user(uarg, &c, sizeof(c))) {
+		/* Nobody could ever name it: do not leave it behind. */
+		bdsnap_snapshot_destroy(id);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static long bdsnap_ctl_snapshot_add(struct bdsnap_snapshot_dev __user *uarg)
+{
+	struct bdsnap_snapshot_dev d;
+	dev_t dev;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&d, uarg, sizeof(d));
+	if (ret)
+		return ret;
+	if (d.flags || !bdsnap_ctl_all_zero(d.reserved, sizeof(d.reserved)))
+		return -EINVAL;
+	if (!bdsnap_ctl_devt(&d.dev, &dev))
+		return -ENOENT;
+	mutex_lock(&bdsnap_ctl_member_lock);
+	ret = bdsnap_snapshot_add(d.id, dev);
+	mutex_unlock(&bdsnap_ctl_member_lock);
+	return ret;
+}
+
+/* SNAPSHOT_TAKE (@take) and SNAPSHOT_DESTROY. */
+static long bdsnap_ctl_snapshot_ctl(struct bdsnap_snapshot_ctl __user *uarg,
+				    bool take)
+{
+	u32 allowed = take ? BDSNAP_TAKE_NO_FREEZE : 0;
+	struct bdsnap_snapshot_ctl c;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&c, uarg, sizeof(c));
+	if (ret)
+		return ret;
+	if ((c.flags & ~allowed) || c.take_ns ||
+	    !bdsnap_ctl_all_zero(c.reserved, sizeof(c.reserved)))
+		return -EINVAL;
+	if (!take)
+		return bdsnap_snapshot_destroy(c.id);
+
+	ret = bdsnap_snapshot_take(c.id, c.flags, &c.take_ns);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &c, sizeof(c)))
+		return -EFAULT;
+	return 0;
+}
+
+static long bdsnap_ctl_snapshot_info(struct bdsnap_snapshot_info __user *uarg)
+{
+	struct bdsnap_snapshot_dev_info *devs = NULL;
+	struct bdsnap_snapshot_info info;
+	u32 room;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&info, uarg, sizeof(info));
+	if (ret)
+		return ret;
+	if (info.flags || info.reserved0 ||
+	    !bdsnap_ctl_all_zero(info.reserved, sizeof(info.reserved)))
+		return -EINVAL;
+
+	room = min_t(u32, info.count, BDSNAP_CTL_INFO_MAX_DEVS);
+	if (room) {
+		devs = kvcalloc(room, sizeof(*devs), GFP_KERNEL);
+		if (!devs)
+			return -ENOMEM;
+	}
+	ret = bdsnap_snapshot_info(info.id, &info, devs, room);
+	if (ret)
+		goto out_free;
+	room = min(room, info.count);
+	if (room && copy_to_user(u64_to_user_ptr(info.devs), devs,
+				 array_size(room, sizeof(*devs)))) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	if (copy_to_user(uarg, &info, sizeof(info)))
+		ret = -EFAULT;
+out_free:
+	kvfree(devs);
+	return ret;
+}
+
+static u32 bdsnap_ctl_fill_snapshots(void *buf, u32 room)
+{
+	return bdsnap_snapshot_list(buf, room);
+}
+
+static long bdsnap_ctl_snapshot_list(struct bdsnap_snapshot_list __user *uarg)
+{
+	struct bdsnap_snapshot_list list;
+	u32 total;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&list, uarg, sizeof(list));
+	if (ret)
+		return ret;
+	if (!bdsnap_ctl_all_zero(list.reserved, sizeof(list.reserved)))
+		return -EINVAL;
+
+	ret = bdsnap_ctl_list_out(list.count, sizeof(u64),
+				  bdsnap_ctl_fill_snapshots, list.ids, &total);
+	if (ret)
+		return ret;
+	list.count = total;
+	if (copy_to_user(uarg, &list, sizeof(list)))
+		return -EFAULT;
+	return 0;
+}
+
+static long
+bdsnap_ctl_snapshot_append(struct bdsnap_snapshot_storage __user *uarg)
+{
+	struct bdsnap_snapshot_storage st;
+	char *path;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&st, uarg, sizeof(st));
+	if (ret)
+		return ret;
+	path = bdsnap_ctl_storage_path(&st);
+	if (IS_ERR(path))
+		return PTR_ERR(path);
+	ret = bdsnap_snapshot_append_storage(st.id, path, st.bytes);
+	kfree(path);
+	return ret;
+}
+
+static long bdsnap_ctl_snapshot_wait(struct bdsnap_event __user *uarg)
+{
+	struct bdsnap_event ev;
+	int ret;
+
+	ret = bdsnap_ctl_copy_in(&ev, uarg, sizeof(ev));
+	if (ret)
+		return ret;
+	if (ev.flags || ev.reserved0 ||
+	    !bdsnap_ctl_all_zero(ev.reserved, sizeof(ev.reserved)))
+		return -EINVAL;
+	ret = bdsnap_snapshot_wait_event(ev.id, ev.timeout_ms, &ev);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &ev, sizeof(ev)))
+		return -EFAULT;
+	return 0;
 }
 
 static long bdsnap_ctl_dispatch(unsigned int cmd, void __user *uarg)
@@ -272,6 +512,22 @@ static long bdsnap_ctl_dispatch(unsigned int cmd, void __user *uarg)
 		return bdsnap_ctl_cbt_read(uarg);
 	case BDSNAP_IOCTL_CBT_MARK_DIRTY:
 		return bdsnap_ctl_cbt_mark_dirty(uarg);
+	case BDSNAP_IOCTL_SNAPSHOT_CREATE:
+		return bdsnap_ctl_snapshot_create(uarg);
+	case BDSNAP_IOCTL_SNAPSHOT_ADD:
+		return bdsnap_ctl_snapshot_add(uarg);
+	case BDSNAP_IOCTL_SNAPSHOT_TAKE:
+		return bdsnap_ctl_snapshot_ctl(uarg, true);
+	case BDSNAP_IOCTL_SNAPSHOT_DESTROY:
+		return bdsnap_ctl_snapshot_ctl(uarg, false);
+	case BDSNAP_IOCTL_SNAPSHOT_INFO:
+		return bdsnap_ctl_snapshot_info(uarg);
+	case BDSNAP_IOCTL_SNAPSHOT_LIST:
+		return bdsnap_ctl_snapshot_list(uarg);
+	case BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE:
+		return bdsnap_ctl_snapshot_append(uarg);
+	case BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT:
+		return bdsnap_ctl_snapshot_wait(uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -289,6 +545,14 @@ static long bdsnap_ctl_ioctl(struct file *file, unsigned int cmd,
 	case BDSNAP_IOCTL_CBT_INFO:
 	case BDSNAP_IOCTL_CBT_READ:
 	case BDSNAP_IOCTL_CBT_MARK_DIRTY:
+	case BDSNAP_IOCTL_SNAPSHOT_CREATE:
+	case BDSNAP_IOCTL_SNAPSHOT_ADD:
+	case BDSNAP_IOCTL_SNAPSHOT_TAKE:
+	case BDSNAP_IOCTL_SNAPSHOT_DESTROY:
+	case BDSNAP_IOCTL_SNAPSHOT_INFO:
+	case BDSNAP_IOCTL_SNAPSHOT_LIST:
+	case BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE:
+	case BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT:
 		break;
 	default:
 		return -ENOTTY;
@@ -324,6 +588,14 @@ int bdsnap_ctl_init(void)
 	BUILD_BUG_ON(sizeof(struct bdsnap_cbt_read) != 72);
 	BUILD_BUG_ON(sizeof(struct bdsnap_sector_range) != 16);
 	BUILD_BUG_ON(sizeof(struct bdsnap_cbt_mark_dirty) != 64);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_storage) != 64);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_create) != 128);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_dev) != 64);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_ctl) != 64);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_dev_info) != 64);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_info) != 128);
+	BUILD_BUG_ON(sizeof(struct bdsnap_snapshot_list) != 64);
+	BUILD_BUG_ON(sizeof(struct bdsnap_event) != 128);
 
 	ret = misc_register(&bdsnap_ctl_dev);
 	if (ret)

@@ -14,6 +14,10 @@
 #include <uapi/linux/bdsnap.h>
 
 #include "cbt.h"
+#include "cow.h"
+#include "diff_storage.h"
+#include "image.h"
+#include "snapshot.h"
 #include "compat.h"
 #include "ctl.h"
 #include "tracker.h"
@@ -60,6 +64,16 @@ module_param_named(tracking_block_max_count, bdsnap_tracking_block_max_count,
 MODULE_PARM_DESC(tracking_block_max_count,
 		 "Most CBT blocks (bytes per map) of one device, 1..2^31-1 (default: 2097152)");
 
+unsigned int bdsnap_chunk_min_shift = 16;
+module_param_named(chunk_min_shift, bdsnap_chunk_min_shift, uint, 0444);
+MODULE_PARM_DESC(chunk_min_shift, "log2 of the smallest COW chunk in bytes (default: 16, 64 KiB)");
+unsigned int bdsnap_chunk_max_shift = 24;
+module_param_named(chunk_max_shift, bdsnap_chunk_max_shift, uint, 0444);
+MODULE_PARM_DESC(chunk_max_shift, "log2 of the largest COW chunk in bytes (default: 24, 16 MiB)");
+unsigned int bdsnap_chunk_max_count = 16777216;
+module_param_named(chunk_max_count, bdsnap_chunk_max_count, uint, 0444);
+MODULE_PARM_DESC(chunk_max_count, "Most COW chunks of one device (default: 2^24)");
+
 static int __init bdsnap_init(void)
 {
 	int ret;
@@ -67,22 +81,51 @@ static int __init bdsnap_init(void)
 	ret = bdsnap_cbt_check_params();
 	if (ret)
 		return ret;
+	ret = bdsnap_cow_check_params();
+	if (ret)
+		return ret;
+	ret = bdsnap_cow_init_module();
+	if (ret)
+		return ret;
+	ret = bdsnap_diff_storage_init_module();
+	if (ret)
+		goto err_cow;
+	ret = bdsnap_image_init_module();
+	if (ret)
+		goto err_storage;
+	ret = bdsnap_snapshot_init_module();
+	if (ret)
+		goto err_image;
 
 	/* Last: once the control device exists, user space can call in. */
 	ret = bdsnap_ctl_init();
 	if (ret)
-		return ret;
+		goto err_snapshot;
 
 	pr_info("version %s loaded\n", BDSNAP_VERSION_STRING);
 	if (debug)
 		pr_info("debug logging on\n");
 	return 0;
+
+err_snapshot:
+	bdsnap_snapshot_exit_module();
+err_image:
+	bdsnap_image_exit_module();
+err_storage:
+	bdsnap_diff_storage_exit_module();
+err_cow:
+	bdsnap_cow_exit_module();
+	return ret;
 }
 
 static void __exit bdsnap_exit(void)
 {
 	bdsnap_ctl_exit();
 	bdsnap_tracker_exit();
+	bdsnap_snapshot_exit_module();
+	bdsnap_image_exit_module();
+	bdsnap_diff_storage_exit_module();
+	bdsnap_cow_exit_module();
 	pr_info("unloaded\n");
 }
 

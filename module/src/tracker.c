@@ -17,11 +17,18 @@
  *   held across bdfilter_attach() or bdfilter_detach(), which may wait for
  *   a ->detached() call. No other lock nests inside or outside it.
  *   The CBT's own locks (cbt.c) are never taken under it.
+ *   bdsnap_tracker_has_sibling() calls bdsnap_snapshot_uses_dev() under
+ *   it, so bdsnap_snapshots_lock (snapshot.c) nests inside it; snapshot.c
+ *   never calls into this file with that lock held.
  *
  * Contexts: ->submit_bio() runs in the bio submitter's context, possibly
- * atomic; it never sleeps, never allocates and always passes the bio on, so
- * tracking can neither delay nor fail I/O. Everything else here runs in
- * process context and may sleep.
+ * atomic. The tracking part never sleeps, never allocates and never fails a
+ * bio. Only when the device is in a taken snapshot does the hook hand the
+ * bio to bdsnap_cow_filter_bio() (cow.c), which may hold a write until its
+ * chunk's original data is safe: it may then sleep in a GFP_NOIO mempool
+ * allocation for bios without REQ_NOWAIT, and ends REQ_NOWAIT writes that
+ * would have to wait with BLK_STS_AGAIN, as bdfilter.h allows. Everything
+ * else here runs in process context and may sleep.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -38,26 +45,14 @@
 #include <uapi/linux/bdsnap.h>
 
 #include "cbt.h"
+#include "cow.h"
+#include "snapshot.h"
 #include "compat.h"
 #include "tracker.h"
 
 static LIST_HEAD(bdsnap_trackers);
 static DEFINE_MUTEX(bdsnap_trackers_lock);
 static u32 bdsnap_tracker_nr;
-
-/* True for the operations that change the data of their range. */
-static bool bdsnap_bio_changes_data(struct bio *bio)
-{
-	switch (bio_op(bio)) {
-	case REQ_OP_WRITE:
-	case REQ_OP_WRITE_ZEROES:
-	case REQ_OP_DISCARD:
-	case REQ_OP_SECURE_ERASE:
-		return true;
-	default:
-		return bdsnap_bio_is_write_same(bio);
-	}
-}
 
 /* Any context; never sleeps. */
 static enum bdfilter_result
@@ -84,7 +79,7 @@ bdsnap_tracker_submit_bio(struct bdfilter *flt, struct bio *bio,
 			flt->info.name, MAJOR(tracker->dev),
 			MINOR(tracker->dev),
 			(unsigned long long)flt->info.nr_sectors);
-	return BDFILTER_PASS;
+	return bdsnap_cow_filter_bio(&tracker->cow, bio, sector);
 }
 
 static void bdsnap_tracker_release(struct kref *kref)
@@ -117,6 +112,8 @@ static void bdsnap_tracker_detached(struct bdfilter *flt,
 	}
 	mutex_unlock(&bdsnap_trackers_lock);
 
+	bdsnap_snapshot_tracker_detached(tracker->dev,
+					 reason == BDFILTER_DETACH_REMOVED);
 	if (!tracker->quiet)
 		pr_info("tracker %s (%u:%u) detached: %s\n", flt->info.name,
 			MAJOR(tracker->dev), MINOR(tracker->dev),
@@ -158,10 +155,46 @@ struct bdsnap_tracker *bdsnap_tracker_get(dev_t dev)
 	return tracker;
 }
 
-int bdsnap_tracker_attach(dev_t dev)
+bool bdsnap_tracker_has_sibling(dev_t dev, dev_t disk_dev,
+				bool (*in_use)(dev_t dev))
+{
+	struct bdsnap_tracker *tracker;
+	bool found = false;
+
+	mutex_lock(&bdsnap_trackers_lock);
+	list_for_each_entry(tracker, &bdsnap_trackers, link) {
+		if (tracker->dev == dev || tracker->disk_dev != disk_dev)
+			continue;
+		if (!in_use || in_use(tracker->dev)) {
+			found = true;
+			break;
+		}
+	}
+	mutex_unlock(&bdsnap_trackers_lock);
+	return found;
+}
+
+/* The whole disk of @dev, found by opening it. May sleep. */
+static int bdsnap_tracker_disk_of(dev_t dev, dev_t *disk_dev)
+{
+	struct bdfilter_bdev_ref ref;
+	struct gendisk *disk;
+	int ret;
+
+	ret = bdfilter_bdev_open(dev, &ref);
+	if (ret)
+		return ret;
+	disk = ref.bdev->bd_disk;
+	*disk_dev = MKDEV(disk->major, disk->first_minor);
+	bdfilter_bdev_close(&ref);
+	return 0;
+}
+
+int bdsnap_tracker_attach(dev_t dev, bool filter_only)
 {
 	struct bdsnap_tracker *tracker;
 	struct bdsnap_cbt *cbt;
+	dev_t disk_dev;
 	bool busy;
 	int ret;
 
@@ -169,6 +202,12 @@ int bdsnap_tracker_attach(dev_t dev)
 	busy = bdsnap_tracker_find(dev);
 	mutex_unlock(&bdsnap_trackers_lock);
 	if (busy)
+		return -EBUSY;
+	ret = bdsnap_tracker_disk_of(dev, &disk_dev);
+	if (ret)
+		return ret;
+	/* See bdsnap_tracker_has_sibling(); ctl.c serialises with ADD. */
+	if (bdsnap_tracker_has_sibling(dev, disk_dev, bdsnap_snapshot_uses_dev))
 		return -EBUSY;
 
 	tracker = kzalloc(sizeof(*tracker), GFP_KERNEL);
@@ -179,6 +218,7 @@ int bdsnap_tracker_attach(dev_t dev)
 	kref_get(&tracker->kref);
 	INIT_LIST_HEAD(&tracker->link);
 	tracker->dev = dev;
+	tracker->disk_dev = disk_dev;
 	tracker->flt.ops = &bdsnap_tracker_ops;
 
 	ret = bdfilter_attach(&tracker->flt, dev, THIS_MODULE);
@@ -192,17 +232,20 @@ int bdsnap_tracker_attach(dev_t dev)
 	 * The size is known only now: bios that arrive before the map is
 	 * published are passed untracked. They race with the attach, which
 	 * has not returned yet, so no write that user space ordered after
-	 * the attach is missed.
+	 * the attach is missed. A filter-only tracker never gets a map: its
+	 * hook passes every bio (the filter's own cost, for benchmarks).
 	 */
-	cbt = bdsnap_cbt_create(tracker->flt.info.nr_sectors);
-	if (IS_ERR(cbt)) {
-		ret = PTR_ERR(cbt);
-		tracker->quiet = true;
-		bdfilter_detach(&tracker->flt);
-		goto out_put;
+	if (!filter_only) {
+		cbt = bdsnap_cbt_create(tracker->flt.info.nr_sectors);
+		if (IS_ERR(cbt)) {
+			ret = PTR_ERR(cbt);
+			tracker->quiet = true;
+			bdfilter_detach(&tracker->flt);
+			goto out_put;
+		}
+		/* Publish the initialised map to ->submit_bio() (acquire there). */
+		smp_store_release(&tracker->cbt, cbt);
 	}
-	/* Publish the initialised map to ->submit_bio() (acquire there). */
-	smp_store_release(&tracker->cbt, cbt);
 
 	mutex_lock(&bdsnap_trackers_lock);
 	if (tracker->detached) {
@@ -213,11 +256,15 @@ int bdsnap_tracker_attach(dev_t dev)
 		bdsnap_tracker_nr++;
 	}
 	mutex_unlock(&bdsnap_trackers_lock);
-	if (!ret)
+	if (!ret && filter_only)
+		pr_info("tracker %s (%u:%u) attached: filter only, no CBT\n",
+			tracker->flt.info.name, MAJOR(dev), MINOR(dev));
+	else if (!ret)
 		pr_info("tracker %s (%u:%u) attached: %llu sectors, %u blocks of %u bytes\n",
 			tracker->flt.info.name, MAJOR(dev), MINOR(dev),
-			(unsigned long long)cbt->device_sectors,
-			cbt->block_count, 1U << cbt->block_shift);
+			(unsigned long long)tracker->cbt->device_sectors,
+			tracker->cbt->block_count,
+			1U << tracker->cbt->block_shift);
 
 out_put:
 	bdsnap_tracker_put(tracker);
@@ -231,20 +278,14 @@ int bdsnap_tracker_detach(dev_t dev)
 
 	if (!tracker)
 		return -ENOENT;
+	if (bdsnap_snapshot_uses_dev(dev)) {
+		bdsnap_tracker_put(tracker);
+		return -EBUSY;
+	}
 	/* Without bdsnap_trackers_lock: ->detached() takes it. */
 	ret = bdfilter_detach(&tracker->flt);
 	bdsnap_tracker_put(tracker);
 	return ret;
-}
-
-u32 bdsnap_tracker_count(void)
-{
-	u32 nr;
-
-	mutex_lock(&bdsnap_trackers_lock);
-	nr = bdsnap_tracker_nr;
-	mutex_unlock(&bdsnap_trackers_lock);
-	return nr;
 }
 
 u32 bdsnap_tracker_list(struct bdsnap_dev_id *ids, u32 room)

@@ -13,6 +13,7 @@
 #include <bdfilter.h>
 
 struct bdsnap_cbt;
+struct bdsnap_cow;
 struct bdsnap_dev_id;
 
 struct bdsnap_tracker {
@@ -28,22 +29,29 @@ struct bdsnap_tracker {
 	/* A failed attach undoes itself: do not log the detach. */
 	bool quiet;
 	dev_t dev;
+	/* The whole disk @dev is on (@dev itself for a whole disk). */
+	dev_t disk_dev;
 	/*
 	 * Set once, after bdfilter_attach() told the device size; NULL until
-	 * then, and ->submit_bio() passes bios while it is. Published with
+	 * then (for ever for a filter-only tracker), and ->submit_bio()
+	 * passes bios while it is. Published with
 	 * smp_store_release(), read with smp_load_acquire().
 	 */
 	struct bdsnap_cbt *cbt;
+	/* The snapshot's copy-on-write state, while one is taken (cow.c). */
+	struct bdsnap_cow __rcu *cow;
 	/* Alive until ->detached() returned: embedded in the tracker. */
 	struct bdfilter flt;
 };
 
 /*
- * Start tracking @dev. Process context, may sleep. Returns 0, -EBUSY
- * (already tracked or filtered), -ENODEV (no such device), -EFBIG (too
+ * Start tracking @dev; with @filter_only, attach the filter but keep no
+ * CBT map (->cbt stays NULL). Process context, may sleep. Returns 0, -EBUSY
+ * (already tracked or filtered, or a partition or the whole disk of @dev
+ * is in a snapshot), -ENODEV (no such device), -EFBIG (too
  * large for the tracking parameters) or -ENOMEM.
  */
-int bdsnap_tracker_attach(dev_t dev);
+int bdsnap_tracker_attach(dev_t dev, bool filter_only);
 
 /*
  * Stop tracking @dev and wait until the tracker is detached. Process
@@ -53,19 +61,27 @@ int bdsnap_tracker_detach(dev_t dev);
 
 /*
  * The tracker of @dev with a reference held, or NULL if @dev is not
- * tracked. Its ->cbt is set. Process context, may sleep.
+ * tracked. Its ->cbt is set unless it is a filter-only tracker. Process context, may sleep.
  */
 struct bdsnap_tracker *bdsnap_tracker_get(dev_t dev);
+
+/*
+ * True when a tracked device other than @dev is on the disk @disk_dev (a
+ * partition of it, or the disk itself) and, if @in_use is given, @in_use
+ * is true for it. Such pairs cannot share a snapshot's COW: a write held
+ * for one is resubmitted past every filter, the other's included. Process
+ * context; takes bdsnap_trackers_lock and calls @in_use under it.
+ */
+bool bdsnap_tracker_has_sibling(dev_t dev, dev_t disk_dev,
+				bool (*in_use)(dev_t dev));
 
 /* Drop a reference taken by bdsnap_tracker_get(). Process context. */
 void bdsnap_tracker_put(struct bdsnap_tracker *tracker);
 
-/* Number of trackers now. Process context, may sleep. */
-u32 bdsnap_tracker_count(void);
-
 /*
- * Write the devices of the first @room trackers into @ids; return how many
- * trackers there are (possibly more than @room). May sleep.
+ * Write the devices of the first @room trackers into @ids (NULL when @room
+ * is 0); return how many trackers there are (possibly more than @room).
+ * May sleep.
  */
 u32 bdsnap_tracker_list(struct bdsnap_dev_id *ids, u32 room);
 

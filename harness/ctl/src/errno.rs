@@ -34,6 +34,11 @@ pub fn name(errno: i32) -> String {
         libc::EMSGSIZE => "EMSGSIZE",
         libc::ENOMSG => "ENOMSG",
         libc::ENODATA => "ENODATA",
+        libc::EXDEV => "EXDEV",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::EFBIG => "EFBIG",
+        libc::EISDIR => "EISDIR",
+        libc::ETXTBSY => "ETXTBSY",
         _ => return format!("E{errno}"),
     };
     known.to_string()
@@ -44,12 +49,40 @@ pub fn meaning(command: &str, errno: i32) -> String {
     let specific = match (command, errno) {
         (_, libc::EPERM) => Some("CAP_SYS_ADMIN is required"),
         (_, libc::ENOTTY) => Some("the module does not know this command (version mismatch?)"),
-        ("TRACKER_ATTACH", libc::EBUSY) => Some("already tracked"),
+        ("TRACKER_ATTACH", libc::EBUSY) => {
+            Some("already tracked, or its disk or one of its partitions is in a snapshot")
+        }
+        ("TRACKER_DETACH", libc::EBUSY) => Some("the device is in a snapshot (destroy it first)"),
         ("TRACKER_ATTACH", libc::ENODEV) => Some("no such block device"),
         ("TRACKER_DETACH", libc::ENOENT) => Some("not tracked"),
         ("CBT_INFO" | "CBT_READ" | "CBT_MARK_DIRTY", libc::ENOENT) => Some("not tracked"),
+        ("CBT_INFO" | "CBT_READ" | "CBT_MARK_DIRTY", libc::ENODATA) => {
+            Some("tracked with --filter-only: no CBT map")
+        }
         ("CBT_READ", libc::EINVAL) => Some("invalid argument (range beyond the map?)"),
         ("CBT_MARK_DIRTY", libc::EINVAL) => Some("invalid argument (range beyond the device?)"),
+        ("SNAPSHOT_CREATE" | "SNAPSHOT_APPEND_STORAGE", libc::ENOENT) => {
+            Some("no such storage file (or no such snapshot)")
+        }
+        ("SNAPSHOT_CREATE" | "SNAPSHOT_APPEND_STORAGE", libc::EXDEV) => {
+            Some("the storage lies on a device of the snapshot")
+        }
+        ("SNAPSHOT_CREATE" | "SNAPSHOT_APPEND_STORAGE", libc::EINVAL) => {
+            Some("invalid argument (storage not a regular file or block device, or too short?)")
+        }
+        ("SNAPSHOT_ADD", libc::ENOENT) => Some("no such snapshot, or the device is not tracked"),
+        ("SNAPSHOT_ADD", libc::EBUSY) => {
+            Some("snapshot already taken, the device is in a snapshot already, or another device on its disk is tracked")
+        }
+        ("SNAPSHOT_ADD", libc::EXDEV) => Some("the device holds the snapshot's storage"),
+        ("SNAPSHOT_ADD", libc::EINVAL) => Some("the device is tracked with --filter-only"),
+        ("SNAPSHOT_TAKE", libc::EBUSY) => Some("already taken (or corrupted)"),
+        ("SNAPSHOT_TAKE", libc::EINVAL) => Some("invalid argument (no device added?)"),
+        (
+            "SNAPSHOT_TAKE" | "SNAPSHOT_DESTROY" | "SNAPSHOT_INFO" | "SNAPSHOT_WAIT_EVENT",
+            libc::ENOENT,
+        ) => Some("no such snapshot"),
+        ("SNAPSHOT_WAIT_EVENT", libc::EINTR) => Some("interrupted by a signal"),
         _ => None,
     };
     match specific {
@@ -71,8 +104,21 @@ mod tests {
     fn names_and_meanings() {
         assert_eq!(name(libc::EBUSY), "EBUSY");
         assert_eq!(name(4095), "E4095");
-        assert_eq!(meaning("TRACKER_ATTACH", libc::EBUSY), "already tracked");
+        assert_eq!(
+            meaning("TRACKER_ATTACH", libc::EBUSY),
+            "already tracked, or its disk or one of its partitions is in a snapshot"
+        );
+        assert_eq!(
+            meaning("CBT_INFO", libc::ENODATA),
+            "tracked with --filter-only: no CBT map"
+        );
         assert_eq!(meaning("TRACKER_DETACH", libc::ENOENT), "not tracked");
         assert_eq!(meaning("VERSION", libc::EFAULT), "bad address");
+        assert_eq!(name(libc::EXDEV), "EXDEV");
+        assert_eq!(meaning("SNAPSHOT_INFO", libc::ENOENT), "no such snapshot");
+        assert_eq!(
+            meaning("SNAPSHOT_ADD", libc::EXDEV),
+            "the device holds the snapshot's storage"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Text formats of the CLI, kept out of `main.rs` so they are unit-tested: the JSON form of a
-//! CBT map and the `SECTOR:COUNT` range syntax.
+//! CBT map, the `SECTOR:COUNT` range syntax and byte sizes with `K`/`M`/`G`/`T` suffixes.
 
 use crate::CbtInfo;
 use serde::Serialize;
@@ -83,6 +83,38 @@ pub fn parse_range_file(text: &str) -> Result<Vec<(u64, u64)>, RangeError> {
         .collect()
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SizeError {
+    #[error("{0:?}: expected a byte count like 4096, 512K, 64M, 2G (or 64MiB)")]
+    Syntax(String),
+    #[error("{0:?}: too large")]
+    Overflow(String),
+}
+
+/// A byte count: decimal digits, optionally followed by `K`, `M`, `G` or `T` (powers of 1024,
+/// either case, optionally followed by `iB` or `B`).
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(SizeError::Syntax(s.to_string()));
+    }
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(SizeError::Syntax(s.to_string())),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| SizeError::Overflow(s.to_string()))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| SizeError::Overflow(s.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +146,26 @@ mod tests {
         assert_eq!(parse_range("a:1"), Err(RangeError::Number("a".into())));
         assert_eq!(parse_range("1:0"), Err(RangeError::Zero("1:0".into())));
         assert!(parse_range("-1:4").is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("M"), Err(SizeError::Syntax("M".into())));
+        assert_eq!(parse_size("12X"), Err(SizeError::Syntax("12X".into())));
+        assert_eq!(parse_size("1.5G"), Err(SizeError::Syntax("1.5G".into())));
+        assert_eq!(parse_size("-1"), Err(SizeError::Syntax("-1".into())));
+        assert_eq!(
+            parse_size("17179869184G"),
+            Err(SizeError::Overflow("17179869184G".into()))
+        );
+        assert!(parse_size("99999999999999999999").is_err());
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! bdsnapctl: safe bindings to the bdsnap control device (`/dev/bdsnap-ctl`) and the guest
 //! test tools built on them.
 //!
-//! Every ioctl goes through [`Control`]; its errors carry the command, the device and the errno
-//! name, so a scenario log says `TRACKER_ATTACH /dev/vdb: EBUSY: already tracked`.
+//! Every ioctl goes through [`Control`]; its errors carry the command, the device (or snapshot)
+//! and the errno name, so a scenario log says `TRACKER_ATTACH /dev/vdb: EBUSY: already tracked`.
+//! The snapshot commands live in [`snapshot`], the backup helper in [`backup`].
 
+pub mod backup;
 pub mod device;
 pub mod errno;
 pub mod format;
+pub mod snapshot;
 pub mod testio;
 pub mod uapi;
 
 pub use device::{BlockDevice, DeviceError};
+pub use snapshot::{CreateParams, Event, EventCode, SnapshotInfo, SnapshotState};
 
 use serde::Serialize;
 use std::fmt;
@@ -208,8 +212,13 @@ impl Control {
         })
     }
 
-    pub fn tracker_attach(&self, dev: &BlockDevice) -> Result<(), CtlError> {
+    /// Start tracking `dev`; with `filter_only`, attach the filter without a CBT map (the
+    /// filter's own cost, for benchmarks).
+    pub fn tracker_attach(&self, dev: &BlockDevice, filter_only: bool) -> Result<(), CtlError> {
         let mut arg = uapi::BdsnapTrackerCtl::new(dev.id);
+        if filter_only {
+            arg.flags = uapi::BDSNAP_TRACKER_FILTER_ONLY;
+        }
         self.ioctl(uapi::BDSNAP_IOCTL_TRACKER_ATTACH, &dev.name, &mut arg)
     }
 
@@ -317,7 +326,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "TRACKER_ATTACH /dev/vdb: EBUSY: already tracked"
+            "TRACKER_ATTACH /dev/vdb: EBUSY: already tracked, or its disk or one of its partitions is in a snapshot"
         );
         let e = CtlError::Ioctl {
             command: "VERSION",

@@ -1,12 +1,18 @@
 //! `bdsnapctl`: the command-line tool for the bdsnap module.
 
 use anyhow::{bail, Context as _, Result};
-use bdsnapctl::format::{parse_range, parse_range_file, MapJson};
+use bdsnapctl::backup;
+use bdsnapctl::format::{parse_range, parse_range_file, parse_size, MapJson};
 use bdsnapctl::{BlockDevice, Control};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use snapshot_cli::SnapshotCmd;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+#[path = "cli/snapshot.rs"]
+mod snapshot_cli;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,12 +41,44 @@ enum Cmd {
     /// Changed-block tracking maps.
     #[command(subcommand)]
     Cbt(CbtCmd),
+    /// Snapshots of tracked devices: create, add devices, take, inspect, wait for events,
+    /// destroy.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Copy a device's snapshot image to a file: in full, or only the blocks CBT says changed
+    /// since the backup a state file describes.
+    Backup(BackupCmd),
+}
+
+#[derive(Args, Debug)]
+struct BackupCmd {
+    /// A taken snapshot holding DEVICE.
+    #[arg(long)]
+    snapshot: u64,
+    /// The original device (path or MAJ:MIN); its image is copied.
+    #[arg(long)]
+    device: String,
+    /// The backup file (created for a full backup, updated in place by an incremental one).
+    #[arg(long)]
+    output: PathBuf,
+    /// JSON state: read by --incremental, written by every backup.
+    #[arg(long)]
+    state: PathBuf,
+    /// Copy only the blocks changed since the backup STATE describes (a full backup when that
+    /// is not safe, saying why).
+    #[arg(long)]
+    incremental: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum TrackerCmd {
     /// Start tracking DEVICE (a block device path or MAJ:MIN).
-    Attach { device: String },
+    Attach {
+        device: String,
+        /// Attach the filter only, without a CBT map (measures the filter's own cost).
+        #[arg(long)]
+        filter_only: bool,
+    },
     /// Stop tracking DEVICE.
     Detach { device: String },
     /// List tracked devices as MAJ:MIN.
@@ -85,9 +123,15 @@ fn parse_range_arg(s: &str) -> Result<(u64, u64), String> {
     parse_range(s).map_err(|e| e.to_string())
 }
 
+pub(crate) fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        // The command said why on stderr (e.g. an expected event did not come).
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             // One line: every error's text already carries its cause.
             eprintln!("bdsnapctl: {e:#}");
@@ -96,24 +140,40 @@ fn main() -> ExitCode {
     }
 }
 
-/// The device a command is about, resolved before the control device is opened, so a wrong
+/// The devices a command is about, resolved before the control device is opened, so a wrong
 /// path is reported as such even when the module is not loaded.
-fn device_of(cmd: &Cmd) -> Result<Option<BlockDevice>> {
-    let spec = match cmd {
-        Cmd::Tracker(TrackerCmd::Attach { device } | TrackerCmd::Detach { device })
+fn devices_of(cmd: &Cmd) -> Result<Vec<BlockDevice>> {
+    let specs: Vec<&String> = match cmd {
+        Cmd::Tracker(TrackerCmd::Attach { device, .. } | TrackerCmd::Detach { device })
         | Cmd::Cbt(
             CbtCmd::Info { device }
             | CbtCmd::Read { device, .. }
             | CbtCmd::MarkDirty { device, .. },
-        ) => device,
-        _ => return Ok(None),
+        )
+        | Cmd::Snapshot(SnapshotCmd::Image { device, .. })
+        | Cmd::Backup(BackupCmd { device, .. }) => vec![device],
+        Cmd::Snapshot(SnapshotCmd::Add { devices, .. }) => devices.iter().collect(),
+        _ => vec![],
     };
-    Ok(Some(BlockDevice::resolve(spec)?))
+    Ok(specs
+        .into_iter()
+        .map(|s| BlockDevice::resolve(s))
+        .collect::<Result<_, _>>()?)
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let dev = device_of(&cli.command)?;
-    let dev = || dev.as_ref().context("internal: command without a device");
+pub(crate) fn print_json(v: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    let devs = devices_of(&cli.command)?;
+    let dev = || devs.first().context("internal: command without a device");
+    // Like the devices: a missing or malformed state file is reported before the module is.
+    let previous = match &cli.command {
+        Cmd::Backup(b) if b.incremental => Some(backup::BackupState::load(&b.state)?),
+        _ => None,
+    };
     let ctl = Control::open(&cli.ctl)?;
     match cli.command {
         Cmd::Version => {
@@ -124,7 +184,9 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}.{}.{}", v.major, v.minor, v.patch);
             }
         }
-        Cmd::Tracker(TrackerCmd::Attach { .. }) => ctl.tracker_attach(dev()?)?,
+        Cmd::Tracker(TrackerCmd::Attach { filter_only, .. }) => {
+            ctl.tracker_attach(dev()?, filter_only)?
+        }
         Cmd::Tracker(TrackerCmd::Detach { .. }) => ctl.tracker_detach(dev()?)?,
         Cmd::Tracker(TrackerCmd::List) => {
             let list = ctl.tracker_list()?;
@@ -185,8 +247,38 @@ fn run(cli: Cli) -> Result<()> {
             }
             ctl.cbt_mark_dirty(dev()?, &ranges)?;
         }
+        Cmd::Snapshot(cmd) => return snapshot_cli::run(&ctl, cmd, &devs, cli.json),
+        Cmd::Backup(b) => {
+            let report = backup::run(
+                &ctl,
+                &backup::BackupArgs {
+                    snapshot: b.snapshot,
+                    device: dev()?,
+                    output: &b.output,
+                    state: &b.state,
+                    previous,
+                },
+            )?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print_backup(&report);
+            }
+        }
     }
-    Ok(())
+    Ok(true)
+}
+
+fn print_backup(r: &backup::Report) {
+    println!("mode: {}", r.mode.name());
+    if let Some(reason) = &r.reason {
+        println!("reason: {reason}");
+    }
+    println!("bytes_copied: {}", r.bytes_copied);
+    println!("blocks_copied: {}", r.blocks_copied);
+    println!("block_size: {}", r.block_size);
+    println!("image_bytes: {}", r.image_bytes);
+    println!("elapsed_ms: {:.3}", r.elapsed_ms);
 }
 
 #[cfg(test)]
@@ -229,6 +321,154 @@ mod tests {
         assert!(c.json);
         assert_eq!(c.ctl, PathBuf::from("/dev/bdsnap-ctl"));
         assert!(parse(&["--ctl", "/tmp/x", "version"]).is_ok());
+    }
+
+    #[test]
+    fn snapshot_commands_parse() {
+        let c = parse(&[
+            "snapshot",
+            "create",
+            "--storage",
+            "/tmp/diff",
+            "--bytes",
+            "64M",
+            "--limit",
+            "1G",
+            "--grow-step",
+            "16M",
+            "--low-space",
+            "8M",
+        ])
+        .unwrap();
+        let Cmd::Snapshot(SnapshotCmd::Create {
+            storage,
+            bytes,
+            limit,
+            grow_step,
+            low_space,
+        }) = c.command
+        else {
+            panic!()
+        };
+        assert_eq!(storage, PathBuf::from("/tmp/diff"));
+        assert_eq!(
+            (bytes, limit, grow_step, low_space),
+            (64 << 20, 1 << 30, 16 << 20, 8 << 20)
+        );
+        let c = parse(&["snapshot", "create", "--storage", "/dev/vdc"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Cmd::Snapshot(SnapshotCmd::Create {
+                bytes: 0,
+                limit: 0,
+                ..
+            })
+        ));
+        let c = parse(&["snapshot", "add", "1", "/dev/vdb", "253:32"]).unwrap();
+        let Cmd::Snapshot(SnapshotCmd::Add { id: 1, devices }) = c.command else {
+            panic!()
+        };
+        assert_eq!(devices, vec!["/dev/vdb", "253:32"]);
+        assert!(matches!(
+            parse(&["snapshot", "take", "2", "--no-freeze"])
+                .unwrap()
+                .command,
+            Cmd::Snapshot(SnapshotCmd::Take {
+                id: 2,
+                no_freeze: true
+            })
+        ));
+        let c = parse(&[
+            "--json",
+            "snapshot",
+            "wait-event",
+            "3",
+            "--expect",
+            "low-space",
+        ])
+        .unwrap();
+        assert!(c.json);
+        assert!(matches!(
+            c.command,
+            Cmd::Snapshot(SnapshotCmd::WaitEvent {
+                id: 3,
+                timeout_ms: 10_000,
+                expect: Some(snapshot_cli::ExpectCode::LowSpace)
+            })
+        ));
+        for args in [
+            &["snapshot", "destroy", "3"][..],
+            &["snapshot", "info", "3"],
+            &["snapshot", "list"],
+            &[
+                "snapshot",
+                "append-storage",
+                "3",
+                "--storage",
+                "/tmp/d2",
+                "--bytes",
+                "1G",
+            ],
+            &["snapshot", "wait-event", "3", "--timeout-ms", "0"],
+            &["snapshot", "image", "3", "/dev/vdb"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn backup_parses() {
+        let c = parse(&[
+            "backup",
+            "--snapshot",
+            "1",
+            "--device",
+            "/dev/vdb",
+            "--output",
+            "/b/vdb.img",
+            "--state",
+            "/b/vdb.state",
+            "--incremental",
+        ])
+        .unwrap();
+        let Cmd::Backup(b) = c.command else { panic!() };
+        assert_eq!((b.snapshot, b.incremental), (1, true));
+        assert!(parse(&[
+            "backup",
+            "--snapshot",
+            "1",
+            "--device",
+            "x",
+            "--output",
+            "o"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn bad_snapshot_arguments_are_refused() {
+        assert!(
+            parse(&["snapshot", "create"]).is_err(),
+            "--storage is required"
+        );
+        let e = parse(&["snapshot", "create", "--storage", "d", "--bytes", "5X"]).unwrap_err();
+        assert!(e.to_string().contains("expected a byte count"), "{e}");
+        assert!(
+            parse(&["snapshot", "add", "1"]).is_err(),
+            "a device is required"
+        );
+        assert!(parse(&["snapshot", "take", "x"]).is_err());
+        assert!(parse(&["snapshot", "wait-event", "1", "--expect", "none"]).is_err());
+        assert!(parse(&["snapshot", "wait-event", "1", "--timeout-ms", "-1"]).is_err());
+    }
+
+    #[test]
+    fn devices_are_resolved_before_the_module_is_asked() {
+        let c = parse(&["snapshot", "add", "1", "253:0", "/nonexistent/vdz"]).unwrap();
+        let e = devices_of(&c.command).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/vdz: "), "{e}");
+        let c = parse(&["snapshot", "add", "1", "253:0", "253:16"]).unwrap();
+        assert_eq!(devices_of(&c.command).unwrap().len(), 2);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::mem::size_of;
 
 /// Version of the interface this mirror was written against.
 pub const BDSNAP_VERSION_MAJOR: u16 = 0;
-pub const BDSNAP_VERSION_MINOR: u16 = 1;
+pub const BDSNAP_VERSION_MINOR: u16 = 2;
 pub const BDSNAP_VERSION_PATCH: u16 = 0;
 
 /// ioctl type byte of every bdsnap command.
@@ -16,6 +16,8 @@ pub const BDSNAP_CTL_NAME: &str = "bdsnap-ctl";
 
 /// `struct bdsnap_cbt_info.state`: the device changed size.
 pub const BDSNAP_CBT_RESIZED: u32 = 1 << 0;
+/// `struct bdsnap_tracker_ctl.flags` (attach): the filter without a CBT map.
+pub const BDSNAP_TRACKER_FILTER_ONLY: u32 = 1 << 0;
 /// `struct bdsnap_cbt_read.flags`: read the live map, not the read map.
 pub const BDSNAP_CBT_READ_LIVE: u32 = 1 << 0;
 /// Most ranges one `BDSNAP_IOCTL_CBT_MARK_DIRTY` call takes.
@@ -256,6 +258,244 @@ impl BdsnapCbtMarkDirty {
     }
 }
 
+/// `enum bdsnap_snapshot_state`: added devices, not taken yet.
+pub const BDSNAP_SNAPSHOT_CREATED: u32 = 0;
+/// `enum bdsnap_snapshot_state`: taken; images exist.
+pub const BDSNAP_SNAPSHOT_TAKEN: u32 = 1;
+/// `enum bdsnap_snapshot_state`: failed (overflow, I/O error, removal); only DESTROY is left.
+pub const BDSNAP_SNAPSHOT_CORRUPTED: u32 = 2;
+
+/// Longest difference storage path, including the terminating NUL.
+pub const BDSNAP_STORAGE_PATH_MAX: u32 = 4096;
+
+/// `struct bdsnap_snapshot_ctl.flags` of TAKE: do not freeze the filesystems (raw devices).
+pub const BDSNAP_TAKE_NO_FREEZE: u32 = 1 << 0;
+
+/// `enum bdsnap_event_code`: the timeout passed without an event.
+pub const BDSNAP_EVENT_NONE: u32 = 0;
+/// Free storage fell below `low_space`.
+pub const BDSNAP_EVENT_LOW_SPACE: u32 = 1;
+/// The snapshot is corrupted.
+pub const BDSNAP_EVENT_CORRUPTED: u32 = 2;
+/// A device of the snapshot went away.
+pub const BDSNAP_EVENT_DEV_REMOVED: u32 = 3;
+/// The module extended the storage.
+pub const BDSNAP_EVENT_STORAGE_GROWN: u32 = 4;
+/// Events were lost (queue full).
+pub const BDSNAP_EVENT_OVERFLOW: u32 = 5;
+
+/// `struct bdsnap_snapshot_storage`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapSnapshotStorage {
+    pub size: u32,
+    pub flags: u32,
+    pub id: u64,
+    /// User pointer to a NUL-terminated path.
+    pub path: u64,
+    pub bytes: u64,
+    pub reserved: [u8; 32],
+}
+
+impl BdsnapSnapshotStorage {
+    pub fn new(id: u64) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            id,
+            path: 0,
+            bytes: 0,
+            reserved: [0; 32],
+        }
+    }
+}
+
+/// `struct bdsnap_snapshot_create`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapSnapshotCreate {
+    pub size: u32,
+    pub flags: u32,
+    pub id: u64,
+    pub storage: BdsnapSnapshotStorage,
+    pub limit: u64,
+    pub grow_step: u64,
+    pub low_space: u64,
+    pub reserved: [u8; 24],
+}
+
+impl Default for BdsnapSnapshotCreate {
+    fn default() -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            id: 0,
+            storage: BdsnapSnapshotStorage::new(0),
+            limit: 0,
+            grow_step: 0,
+            low_space: 0,
+            reserved: [0; 24],
+        }
+    }
+}
+
+/// `struct bdsnap_snapshot_dev`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapSnapshotDev {
+    pub size: u32,
+    pub flags: u32,
+    pub id: u64,
+    pub dev: BdsnapDevId,
+    pub reserved: [u8; 40],
+}
+
+impl BdsnapSnapshotDev {
+    pub fn new(id: u64, dev: BdsnapDevId) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            id,
+            dev,
+            reserved: [0; 40],
+        }
+    }
+}
+
+/// `struct bdsnap_snapshot_ctl` (TAKE and DESTROY).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapSnapshotCtl {
+    pub size: u32,
+    pub flags: u32,
+    pub id: u64,
+    pub take_ns: u64,
+    pub reserved: [u8; 40],
+}
+
+impl BdsnapSnapshotCtl {
+    pub fn new(id: u64) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            id,
+            take_ns: 0,
+            reserved: [0; 40],
+        }
+    }
+}
+
+/// `struct bdsnap_snapshot_dev_info`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BdsnapSnapshotDevInfo {
+    pub dev: BdsnapDevId,
+    pub image: BdsnapDevId,
+    pub chunk_size: u32,
+    pub error: u32,
+    pub chunks_copied: u64,
+    pub reserved: [u8; 32],
+}
+
+/// `struct bdsnap_snapshot_info`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapSnapshotInfo {
+    pub size: u32,
+    pub flags: u32,
+    pub id: u64,
+    pub state: u32,
+    pub error: u32,
+    pub storage_used: u64,
+    pub storage_total: u64,
+    pub storage_limit: u64,
+    pub count: u32,
+    pub reserved0: u32,
+    /// User pointer to `count` [`BdsnapSnapshotDevInfo`]s.
+    pub devs: u64,
+    pub reserved: [u8; 64],
+}
+
+impl BdsnapSnapshotInfo {
+    pub fn new(id: u64) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            id,
+            state: 0,
+            error: 0,
+            storage_used: 0,
+            storage_total: 0,
+            storage_limit: 0,
+            count: 0,
+            reserved0: 0,
+            devs: 0,
+            reserved: [0; 64],
+        }
+    }
+}
+
+/// `struct bdsnap_snapshot_list`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapSnapshotList {
+    pub size: u32,
+    pub count: u32,
+    /// User pointer to `count` u64 ids.
+    pub ids: u64,
+    pub reserved: [u8; 48],
+}
+
+impl Default for BdsnapSnapshotList {
+    fn default() -> Self {
+        Self {
+            size: size32::<Self>(),
+            count: 0,
+            ids: 0,
+            reserved: [0; 48],
+        }
+    }
+}
+
+/// `struct bdsnap_event`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BdsnapEvent {
+    pub size: u32,
+    pub flags: u32,
+    pub id: u64,
+    pub timeout_ms: u32,
+    pub code: u32,
+    pub time_ns: u64,
+    pub dev: BdsnapDevId,
+    pub error: u32,
+    pub reserved0: u32,
+    pub used: u64,
+    pub total: u64,
+    pub limit: u64,
+    pub reserved: [u8; 56],
+}
+
+impl BdsnapEvent {
+    pub fn new(id: u64, timeout_ms: u32) -> Self {
+        Self {
+            size: size32::<Self>(),
+            flags: 0,
+            id,
+            timeout_ms,
+            code: 0,
+            time_ns: 0,
+            dev: BdsnapDevId::default(),
+            error: 0,
+            reserved0: 0,
+            used: 0,
+            total: 0,
+            limit: 0,
+            reserved: [0; 56],
+        }
+    }
+}
+
 pub const BDSNAP_IOCTL_VERSION: u32 = iowr(BDSNAP_IOCTL_MAGIC, 0x00, size_of::<BdsnapVersion>());
 pub const BDSNAP_IOCTL_TRACKER_ATTACH: u32 =
     iow(BDSNAP_IOCTL_MAGIC, 0x01, size_of::<BdsnapTrackerCtl>());
@@ -267,6 +507,23 @@ pub const BDSNAP_IOCTL_CBT_INFO: u32 = iowr(BDSNAP_IOCTL_MAGIC, 0x04, size_of::<
 pub const BDSNAP_IOCTL_CBT_READ: u32 = iow(BDSNAP_IOCTL_MAGIC, 0x05, size_of::<BdsnapCbtRead>());
 pub const BDSNAP_IOCTL_CBT_MARK_DIRTY: u32 =
     iow(BDSNAP_IOCTL_MAGIC, 0x06, size_of::<BdsnapCbtMarkDirty>());
+
+pub const BDSNAP_IOCTL_SNAPSHOT_CREATE: u32 =
+    iowr(BDSNAP_IOCTL_MAGIC, 0x10, size_of::<BdsnapSnapshotCreate>());
+pub const BDSNAP_IOCTL_SNAPSHOT_ADD: u32 =
+    iow(BDSNAP_IOCTL_MAGIC, 0x11, size_of::<BdsnapSnapshotDev>());
+pub const BDSNAP_IOCTL_SNAPSHOT_TAKE: u32 =
+    iowr(BDSNAP_IOCTL_MAGIC, 0x12, size_of::<BdsnapSnapshotCtl>());
+pub const BDSNAP_IOCTL_SNAPSHOT_DESTROY: u32 =
+    iow(BDSNAP_IOCTL_MAGIC, 0x13, size_of::<BdsnapSnapshotCtl>());
+pub const BDSNAP_IOCTL_SNAPSHOT_INFO: u32 =
+    iowr(BDSNAP_IOCTL_MAGIC, 0x14, size_of::<BdsnapSnapshotInfo>());
+pub const BDSNAP_IOCTL_SNAPSHOT_LIST: u32 =
+    iowr(BDSNAP_IOCTL_MAGIC, 0x15, size_of::<BdsnapSnapshotList>());
+pub const BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE: u32 =
+    iow(BDSNAP_IOCTL_MAGIC, 0x16, size_of::<BdsnapSnapshotStorage>());
+pub const BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT: u32 =
+    iowr(BDSNAP_IOCTL_MAGIC, 0x17, size_of::<BdsnapEvent>());
 
 /// Every command: (name without the `BDSNAP_IOCTL_` prefix, number, argument size).
 pub const COMMANDS: &[(&str, u32, usize)] = &[
@@ -301,6 +558,46 @@ pub const COMMANDS: &[(&str, u32, usize)] = &[
         BDSNAP_IOCTL_CBT_MARK_DIRTY,
         size_of::<BdsnapCbtMarkDirty>(),
     ),
+    (
+        "SNAPSHOT_CREATE",
+        BDSNAP_IOCTL_SNAPSHOT_CREATE,
+        size_of::<BdsnapSnapshotCreate>(),
+    ),
+    (
+        "SNAPSHOT_ADD",
+        BDSNAP_IOCTL_SNAPSHOT_ADD,
+        size_of::<BdsnapSnapshotDev>(),
+    ),
+    (
+        "SNAPSHOT_TAKE",
+        BDSNAP_IOCTL_SNAPSHOT_TAKE,
+        size_of::<BdsnapSnapshotCtl>(),
+    ),
+    (
+        "SNAPSHOT_DESTROY",
+        BDSNAP_IOCTL_SNAPSHOT_DESTROY,
+        size_of::<BdsnapSnapshotCtl>(),
+    ),
+    (
+        "SNAPSHOT_INFO",
+        BDSNAP_IOCTL_SNAPSHOT_INFO,
+        size_of::<BdsnapSnapshotInfo>(),
+    ),
+    (
+        "SNAPSHOT_LIST",
+        BDSNAP_IOCTL_SNAPSHOT_LIST,
+        size_of::<BdsnapSnapshotList>(),
+    ),
+    (
+        "SNAPSHOT_APPEND_STORAGE",
+        BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE,
+        size_of::<BdsnapSnapshotStorage>(),
+    ),
+    (
+        "SNAPSHOT_WAIT_EVENT",
+        BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT,
+        size_of::<BdsnapEvent>(),
+    ),
 ];
 
 /// The name of a command number, for messages.
@@ -327,3 +624,11 @@ impl Plain for BdsnapCbtInfo {}
 impl Plain for BdsnapCbtRead {}
 impl Plain for BdsnapSectorRange {}
 impl Plain for BdsnapCbtMarkDirty {}
+impl Plain for BdsnapSnapshotStorage {}
+impl Plain for BdsnapSnapshotCreate {}
+impl Plain for BdsnapSnapshotDev {}
+impl Plain for BdsnapSnapshotCtl {}
+impl Plain for BdsnapSnapshotDevInfo {}
+impl Plain for BdsnapSnapshotInfo {}
+impl Plain for BdsnapSnapshotList {}
+impl Plain for BdsnapEvent {}

@@ -78,14 +78,41 @@ fn checks() -> Vec<Check> {
         BdsnapCbtMarkDirty => "bdsnap_cbt_mark_dirty" {
             size, flags, dev, count, reserved0, ranges, reserved
         }
+        BdsnapSnapshotStorage => "bdsnap_snapshot_storage" {
+            size, flags, id, path, bytes, reserved
+        }
+        BdsnapSnapshotCreate => "bdsnap_snapshot_create" {
+            size, flags, id, storage, limit, grow_step, low_space, reserved
+        }
+        BdsnapSnapshotDev => "bdsnap_snapshot_dev" { size, flags, id, dev, reserved }
+        BdsnapSnapshotCtl => "bdsnap_snapshot_ctl" { size, flags, id, take_ns, reserved }
+        BdsnapSnapshotDevInfo => "bdsnap_snapshot_dev_info" {
+            dev, image, chunk_size, error, chunks_copied, reserved
+        }
+        BdsnapSnapshotInfo => "bdsnap_snapshot_info" {
+            size, flags, id, state, error, storage_used, storage_total, storage_limit, count,
+            reserved0, devs, reserved
+        }
+        BdsnapSnapshotList => "bdsnap_snapshot_list" { size, count, ids, reserved }
+        BdsnapEvent => "bdsnap_event" {
+            size, flags, id, timeout_ms, code, time_ns, dev, error, reserved0, used, total,
+            limit, reserved
+        }
     }
     constants! { checks;
         BDSNAP_VERSION_MAJOR, BDSNAP_VERSION_MINOR, BDSNAP_VERSION_PATCH,
         BDSNAP_IOCTL_MAGIC,
-        BDSNAP_CBT_RESIZED, BDSNAP_CBT_READ_LIVE, BDSNAP_MARK_DIRTY_MAX,
+        BDSNAP_CBT_RESIZED, BDSNAP_CBT_READ_LIVE, BDSNAP_MARK_DIRTY_MAX, BDSNAP_TRACKER_FILTER_ONLY,
         BDSNAP_IOCTL_VERSION,
         BDSNAP_IOCTL_TRACKER_ATTACH, BDSNAP_IOCTL_TRACKER_DETACH, BDSNAP_IOCTL_TRACKER_LIST,
         BDSNAP_IOCTL_CBT_INFO, BDSNAP_IOCTL_CBT_READ, BDSNAP_IOCTL_CBT_MARK_DIRTY,
+        BDSNAP_SNAPSHOT_CREATED, BDSNAP_SNAPSHOT_TAKEN, BDSNAP_SNAPSHOT_CORRUPTED,
+        BDSNAP_STORAGE_PATH_MAX, BDSNAP_TAKE_NO_FREEZE,
+        BDSNAP_EVENT_NONE, BDSNAP_EVENT_LOW_SPACE, BDSNAP_EVENT_CORRUPTED,
+        BDSNAP_EVENT_DEV_REMOVED, BDSNAP_EVENT_STORAGE_GROWN, BDSNAP_EVENT_OVERFLOW,
+        BDSNAP_IOCTL_SNAPSHOT_CREATE, BDSNAP_IOCTL_SNAPSHOT_ADD, BDSNAP_IOCTL_SNAPSHOT_TAKE,
+        BDSNAP_IOCTL_SNAPSHOT_DESTROY, BDSNAP_IOCTL_SNAPSHOT_INFO, BDSNAP_IOCTL_SNAPSHOT_LIST,
+        BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE, BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT,
     }
     checks
 }
@@ -159,7 +186,8 @@ fn every_command_is_listed_once_with_its_size() {
     let mut numbers: Vec<u32> = COMMANDS.iter().map(|c| c.1).collect();
     numbers.sort_unstable();
     numbers.dedup();
-    assert_eq!(numbers.len(), 7);
+    assert_eq!(numbers.len(), COMMANDS.len());
+    assert_eq!(numbers.len(), 15);
     for (name, cmd, size) in COMMANDS {
         assert_eq!(ioc_size(*cmd) as usize, *size, "{name}");
         assert_eq!((cmd >> 8) & 0xff, BDSNAP_IOCTL_MAGIC, "{name}");

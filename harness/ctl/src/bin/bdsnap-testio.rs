@@ -2,12 +2,16 @@
 //!
 //! - `write-random`: reproducible writes, discards and zero-outs, logged as JSON lines;
 //! - `cbt-verify`: the live CBT map against such a log (misses fail, over-reporting is bounded);
-//! - `fuzz-ioctl`: malformed ioctls to the control device.
+//! - `fuzz-ioctl`: malformed ioctls to the control device;
+//! - `pattern-write`: self-describing blocks written under load while a take command runs,
+//!   with a log of which writes a snapshot may show;
+//! - `pattern-verify`: a file as the snapshot shows it, checked block by block against that log.
 //!
 //! Each prints one JSON summary on stdout and exits non-zero when its check failed.
 
 use anyhow::{Context as _, Result};
-use bdsnapctl::testio::{extent, fuzz, verify, write};
+use bdsnapctl::format::parse_size;
+use bdsnapctl::testio::{extent, fuzz, pattern, pattern_write, verify, write};
 use bdsnapctl::{BlockDevice, Control};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -81,6 +85,51 @@ enum Cmd {
         #[arg(long)]
         drop_caps: bool,
     },
+    /// Overwrite random 4 KiB blocks of pattern files with O_DIRECT from several threads, run
+    /// the take command meanwhile, and log which writes a snapshot may show.
+    PatternWrite {
+        /// A pattern file (repeatable; its position is the tag written into its blocks).
+        #[arg(long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Bytes per file, a multiple of 4096 (K, M, G suffixes).
+        #[arg(long, value_parser = parse_size_arg)]
+        size: u64,
+        /// Writer threads in all; each goes round-robin over the files.
+        #[arg(long, default_value_t = 4)]
+        threads: u32,
+        /// How long the writers run in all (on until a write after the take has completed).
+        #[arg(long)]
+        seconds: f64,
+        /// When to run the take command, in seconds from the start of the writes.
+        #[arg(long)]
+        take_after: f64,
+        /// Shell command that takes the snapshot (`sh -c`); its stdout goes to our stderr.
+        #[arg(long)]
+        take_cmd: String,
+        /// The JSON log pattern-verify reads.
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write every block (seq 0) and fsync before the run, so that the run's writes are
+        /// in-place overwrites. Without it the files are truncated: blocks start as zeros.
+        #[arg(long)]
+        prefill: bool,
+    },
+    /// Check every block of PATH (a pattern file as the snapshot shows it) against the log.
+    PatternVerify {
+        #[arg(long)]
+        log: PathBuf,
+        /// Which --file of pattern-write PATH is.
+        #[arg(long)]
+        file_index: usize,
+        #[arg(long)]
+        path: PathBuf,
+    },
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -174,6 +223,64 @@ fn run(cli: Cli) -> Result<bool> {
                     "FAIL [{}] {} (cmd {}): {}",
                     f.category, f.what, f.cmd, f.result
                 );
+            }
+            print_json(&s)?;
+            Ok(s.ok)
+        }
+        Cmd::PatternWrite {
+            files,
+            size,
+            threads,
+            seconds,
+            take_after,
+            take_cmd,
+            log,
+            seed,
+            prefill,
+        } => {
+            let s = pattern_write::run(&pattern_write::WriteArgs {
+                files: &files,
+                size,
+                threads,
+                seconds,
+                take_after,
+                take_cmd: &take_cmd,
+                log: &log,
+                seed,
+                prefill,
+            })?;
+            if !s.take_ok {
+                eprintln!(
+                    "FAIL the take command exited with {:?}: {take_cmd}",
+                    s.take_status
+                );
+            }
+            if s.writes.after == 0 {
+                eprintln!("FAIL no write was issued after the take");
+            }
+            print_json(&s)?;
+            Ok(s.ok)
+        }
+        Cmd::PatternVerify {
+            log,
+            file_index,
+            path,
+        } => {
+            let s = pattern::verify(&log, file_index, &path)?;
+            let opt = |v: Option<u64>| v.map_or_else(|| "unwritten".to_string(), |v| v.to_string());
+            for f in &s.failure_examples {
+                eprintln!(
+                    "{} block {}: seq {}, allowed {} or window {:?}: {}",
+                    f.kind.to_uppercase(),
+                    f.block,
+                    opt(f.seq),
+                    opt(f.before),
+                    f.window,
+                    f.detail
+                );
+            }
+            for p in &s.problems {
+                eprintln!("FAIL {p}");
             }
             print_json(&s)?;
             Ok(s.ok)
@@ -276,5 +383,67 @@ mod tests {
         ])
         .is_err());
         assert!(parse(&["fuzz-ioctl"]).is_err(), "--count is required");
+        let pattern_write = |extra: &[&'static str], size: &'static str| {
+            let mut args = vec!["pattern-write", "--size", size, "--seconds", "3"];
+            args.extend(["--take-after", "1", "--take-cmd", "true", "--log", "l"]);
+            args.extend(extra);
+            parse(&args)
+        };
+        assert!(pattern_write(&[], "1M").is_err(), "--file is required");
+        assert!(pattern_write(&["--file", "a"], "1Q").is_err(), "bad size");
+        assert!(pattern_write(&["--file", "a"], "1M").is_ok());
+        assert!(parse(&["pattern-verify", "--log", "l", "--path", "p"]).is_err());
+    }
+
+    #[test]
+    fn pattern_commands_parse() {
+        let c = parse(&[
+            "pattern-write",
+            "--file",
+            "/mnt/a/p",
+            "--file",
+            "/mnt/b/p",
+            "--size",
+            "64M",
+            "--threads",
+            "4",
+            "--seconds",
+            "10",
+            "--take-after",
+            "3",
+            "--take-cmd",
+            "bdsnapctl snapshot take 1",
+            "--log",
+            "/root/log.json",
+            "--prefill",
+        ])
+        .unwrap();
+        let Cmd::PatternWrite {
+            files,
+            size,
+            seed,
+            prefill,
+            take_after,
+            ..
+        } = c.command
+        else {
+            panic!()
+        };
+        assert_eq!(files.len(), 2);
+        assert_eq!((size, seed, prefill, take_after), (64 << 20, 1, true, 3.0));
+        let c = parse(&[
+            "pattern-verify",
+            "--log",
+            "l.json",
+            "--file-index",
+            "1",
+            "--path",
+            "/mnt/s/p",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Cmd::PatternVerify { file_index: 1, .. }
+        ));
     }
 }

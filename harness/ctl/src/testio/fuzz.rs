@@ -3,6 +3,9 @@
 //! succeeds or an errno outside that set is a failure. With `--expect-eperm` every call, even a
 //! well-formed one, must fail with EPERM.
 //!
+//! Snapshot commands name a snapshot id that never exists, so no case can create, take or
+//! destroy a real snapshot; their storage paths are empty strings.
+//!
 //! Memory safety of the fuzzer itself: bad pointers are only ever handed to the kernel. Every
 //! buffer the kernel could legitimately write (argument structs, map and list buffers) is ours
 //! and at least as large as the size the call declares (the argument buffer covers the largest
@@ -58,6 +61,13 @@ const NONEXISTENT: &[BdsnapDevId] = &[
         minor: 0,
     },
 ];
+
+/// The snapshot every snapshot template names: ids count up from 1 and are never reused, so
+/// this one never exists (a malformed call that slipped through cannot touch a real snapshot).
+const ABSENT_SNAPSHOT: u64 = u64::MAX;
+
+/// Other ids no snapshot has.
+const ABSENT_SNAPSHOTS: &[u64] = &[0, 1 << 63, u64::MAX - 1];
 
 const MAP_SCRATCH: usize = 1 << 20;
 const RANGES_ROOM: usize = BDSNAP_MARK_DIRTY_MAX as usize + 2;
@@ -140,6 +150,8 @@ struct Template {
     flags: Option<(usize, u32)>,
     /// Offset of the device id, for commands about one device.
     dev: Option<usize>,
+    /// Offset of the snapshot id, for commands about one snapshot.
+    snapshot: Option<usize>,
     embedded: Option<(usize, Ptr)>,
     ranges: Vec<BdsnapSectorRange>,
 }
@@ -174,6 +186,8 @@ fn put_u64(b: &mut [u8], at: usize, v: u64) {
 pub struct Context {
     pub tracked: Option<(BdsnapDevId, CbtInfo)>,
     pub untracked: Option<BdsnapDevId>,
+    /// Whether snapshots exist (then SNAPSHOT_LIST must write its list and fail on a bad one).
+    pub snapshots_exist: bool,
     pub expect_eperm: bool,
 }
 
@@ -213,17 +227,19 @@ fn templates(ctx: &Context) -> Vec<Template> {
         ],
         flags: Some((offset_of!(BdsnapVersion, flags), 0)),
         dev: None,
+        snapshot: None,
         embedded: None,
         ranges: vec![],
     };
     let ctl = BdsnapTrackerCtl::new(dev);
-    let tracker = |name, cmd| Template {
+    let tracker = |name, cmd, allowed| Template {
         name,
         cmd,
         bytes: ctl.as_bytes().to_vec(),
         zero: vec![(offset_of!(BdsnapTrackerCtl, reserved), 48)],
-        flags: Some((offset_of!(BdsnapTrackerCtl, flags), 0)),
+        flags: Some((offset_of!(BdsnapTrackerCtl, flags), allowed)),
         dev: Some(offset_of!(BdsnapTrackerCtl, dev)),
+        snapshot: None,
         embedded: None,
         ranges: vec![],
     };
@@ -239,6 +255,7 @@ fn templates(ctx: &Context) -> Vec<Template> {
         zero: vec![(offset_of!(BdsnapTrackerList, reserved), 48)],
         flags: None,
         dev: None,
+        snapshot: None,
         embedded: Some((offset_of!(BdsnapTrackerList, devs), Ptr::Scratch)),
         ranges: vec![],
     };
@@ -252,6 +269,7 @@ fn templates(ctx: &Context) -> Vec<Template> {
         ],
         flags: Some((offset_of!(BdsnapCbtInfo, flags), 0)),
         dev: Some(offset_of!(BdsnapCbtInfo, dev)),
+        snapshot: None,
         embedded: None,
         ranges: vec![],
     };
@@ -267,6 +285,7 @@ fn templates(ctx: &Context) -> Vec<Template> {
         ],
         flags: Some((offset_of!(BdsnapCbtRead, flags), BDSNAP_CBT_READ_LIVE)),
         dev: Some(offset_of!(BdsnapCbtRead, dev)),
+        snapshot: None,
         embedded: Some((offset_of!(BdsnapCbtRead, buf), Ptr::Scratch)),
         ranges: vec![],
     };
@@ -282,21 +301,160 @@ fn templates(ctx: &Context) -> Vec<Template> {
         ],
         flags: Some((offset_of!(BdsnapCbtMarkDirty, flags), 0)),
         dev: Some(offset_of!(BdsnapCbtMarkDirty, dev)),
+        snapshot: None,
         embedded: Some((offset_of!(BdsnapCbtMarkDirty, ranges), Ptr::Ranges)),
         ranges: vec![BdsnapSectorRange {
             sector: 0,
             count: 1,
         }],
     };
-    vec![
+    let mut out = vec![
         version,
-        tracker("TRACKER_ATTACH", BDSNAP_IOCTL_TRACKER_ATTACH),
-        tracker("TRACKER_DETACH", BDSNAP_IOCTL_TRACKER_DETACH),
+        tracker(
+            "TRACKER_ATTACH",
+            BDSNAP_IOCTL_TRACKER_ATTACH,
+            BDSNAP_TRACKER_FILTER_ONLY,
+        ),
+        tracker("TRACKER_DETACH", BDSNAP_IOCTL_TRACKER_DETACH, 0),
         list,
         info,
         read,
         mark,
+    ];
+    out.extend(snapshot_templates(dev));
+    out
+}
+
+/// The snapshot commands, each about [`ABSENT_SNAPSHOT`]; storage paths point at a read-only
+/// page of zeros (an empty path, which no filesystem resolves).
+fn snapshot_templates(dev: BdsnapDevId) -> Vec<Template> {
+    let storage_at = offset_of!(BdsnapSnapshotCreate, storage);
+    let create = Template {
+        name: "SNAPSHOT_CREATE",
+        cmd: BDSNAP_IOCTL_SNAPSHOT_CREATE,
+        bytes: BdsnapSnapshotCreate::default().as_bytes().to_vec(),
+        zero: vec![
+            // out only: must be zero on input
+            (offset_of!(BdsnapSnapshotCreate, id), 8),
+            (storage_at + offset_of!(BdsnapSnapshotStorage, flags), 4),
+            (storage_at + offset_of!(BdsnapSnapshotStorage, reserved), 32),
+            (offset_of!(BdsnapSnapshotCreate, reserved), 24),
+        ],
+        flags: Some((offset_of!(BdsnapSnapshotCreate, flags), 0)),
+        dev: None,
+        snapshot: None,
+        embedded: Some((
+            storage_at + offset_of!(BdsnapSnapshotStorage, path),
+            Ptr::ReadOnly,
+        )),
+        ranges: vec![],
+    };
+    let add = Template {
+        name: "SNAPSHOT_ADD",
+        cmd: BDSNAP_IOCTL_SNAPSHOT_ADD,
+        bytes: BdsnapSnapshotDev::new(ABSENT_SNAPSHOT, dev)
+            .as_bytes()
+            .to_vec(),
+        zero: vec![(offset_of!(BdsnapSnapshotDev, reserved), 40)],
+        flags: Some((offset_of!(BdsnapSnapshotDev, flags), 0)),
+        dev: Some(offset_of!(BdsnapSnapshotDev, dev)),
+        snapshot: Some(offset_of!(BdsnapSnapshotDev, id)),
+        embedded: None,
+        ranges: vec![],
+    };
+    let ctl = |name, cmd, allowed| Template {
+        name,
+        cmd,
+        bytes: BdsnapSnapshotCtl::new(ABSENT_SNAPSHOT).as_bytes().to_vec(),
+        zero: vec![
+            (offset_of!(BdsnapSnapshotCtl, take_ns), 8),
+            (offset_of!(BdsnapSnapshotCtl, reserved), 40),
+        ],
+        flags: Some((offset_of!(BdsnapSnapshotCtl, flags), allowed)),
+        dev: None,
+        snapshot: Some(offset_of!(BdsnapSnapshotCtl, id)),
+        embedded: None,
+        ranges: vec![],
+    };
+    let mut i = BdsnapSnapshotInfo::new(ABSENT_SNAPSHOT);
+    i.count = 4;
+    let info = Template {
+        name: "SNAPSHOT_INFO",
+        cmd: BDSNAP_IOCTL_SNAPSHOT_INFO,
+        bytes: i.as_bytes().to_vec(),
+        zero: vec![
+            (offset_of!(BdsnapSnapshotInfo, reserved0), 4),
+            (offset_of!(BdsnapSnapshotInfo, reserved), 64),
+        ],
+        flags: Some((offset_of!(BdsnapSnapshotInfo, flags), 0)),
+        dev: None,
+        snapshot: Some(offset_of!(BdsnapSnapshotInfo, id)),
+        embedded: Some((offset_of!(BdsnapSnapshotInfo, devs), Ptr::Scratch)),
+        ranges: vec![],
+    };
+    let list = Template {
+        name: "SNAPSHOT_LIST",
+        cmd: BDSNAP_IOCTL_SNAPSHOT_LIST,
+        bytes: BdsnapSnapshotList {
+            count: 4,
+            ..Default::default()
+        }
+        .as_bytes()
+        .to_vec(),
+        zero: vec![(offset_of!(BdsnapSnapshotList, reserved), 48)],
+        flags: None,
+        dev: None,
+        snapshot: None,
+        embedded: Some((offset_of!(BdsnapSnapshotList, ids), Ptr::Scratch)),
+        ranges: vec![],
+    };
+    let append = Template {
+        name: "SNAPSHOT_APPEND_STORAGE",
+        cmd: BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE,
+        bytes: BdsnapSnapshotStorage::new(ABSENT_SNAPSHOT)
+            .as_bytes()
+            .to_vec(),
+        zero: vec![(offset_of!(BdsnapSnapshotStorage, reserved), 32)],
+        flags: Some((offset_of!(BdsnapSnapshotStorage, flags), 0)),
+        dev: None,
+        snapshot: Some(offset_of!(BdsnapSnapshotStorage, id)),
+        embedded: Some((offset_of!(BdsnapSnapshotStorage, path), Ptr::ReadOnly)),
+        ranges: vec![],
+    };
+    // Timeout 0: a call that got through would return at once.
+    let wait = Template {
+        name: "SNAPSHOT_WAIT_EVENT",
+        cmd: BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT,
+        bytes: BdsnapEvent::new(ABSENT_SNAPSHOT, 0).as_bytes().to_vec(),
+        zero: vec![
+            (offset_of!(BdsnapEvent, reserved0), 4),
+            (offset_of!(BdsnapEvent, reserved), 56),
+        ],
+        flags: Some((offset_of!(BdsnapEvent, flags), 0)),
+        dev: None,
+        snapshot: Some(offset_of!(BdsnapEvent, id)),
+        embedded: None,
+        ranges: vec![],
+    };
+    vec![
+        create,
+        add,
+        ctl(
+            "SNAPSHOT_TAKE",
+            BDSNAP_IOCTL_SNAPSHOT_TAKE,
+            BDSNAP_TAKE_NO_FREEZE,
+        ),
+        ctl("SNAPSHOT_DESTROY", BDSNAP_IOCTL_SNAPSHOT_DESTROY, 0),
+        info,
+        list,
+        append,
+        wait,
     ]
+}
+
+/// Whether `nr` (with the bdsnap magic) is a command's number.
+fn is_known_nr(nr: u32) -> bool {
+    COMMANDS.iter().any(|c| ioc_nr(c.1) == nr)
 }
 
 /// The deterministic, exhaustive part: every kind of malformation for every command.
@@ -354,7 +512,10 @@ pub fn systematic(ctx: &Context, rng: &mut Rng) -> Vec<Case> {
                 if let Arg::Bytes { embedded, .. } = &mut c.arg {
                     *embedded = Some((off, p));
                 }
-                if t.cmd == BDSNAP_IOCTL_TRACKER_LIST && ctx.tracked.is_none() {
+                // A list call with nothing to list never needs to touch the pointer.
+                if (t.cmd == BDSNAP_IOCTL_TRACKER_LIST && ctx.tracked.is_none())
+                    || (t.cmd == BDSNAP_IOCTL_SNAPSHOT_LIST && !ctx.snapshots_exist)
+                {
                     c.expect = Expect::MayPass;
                 }
                 out.push(c);
@@ -382,6 +543,16 @@ pub fn systematic(ctx: &Context, rng: &mut Rng) -> Vec<Case> {
             }
             if t.cmd == BDSNAP_IOCTL_TRACKER_ATTACH && ctx.tracked.is_some() {
                 out.push(t.case("device", "already tracked".into()));
+            }
+        }
+        // Snapshots that do not exist.
+        if let Some(off) = t.snapshot {
+            for &id in ABSENT_SNAPSHOTS {
+                let mut c = t.case("snapshot", format!("id={id}"));
+                if let Arg::Bytes { bytes, .. } = &mut c.arg {
+                    put_u64(bytes, off, id);
+                }
+                out.push(c);
             }
         }
         if !ctx.expect_eperm {
@@ -419,8 +590,8 @@ fn encodings(t: &Template) -> Vec<Case> {
 fn unknown_numbers(tmpls: &[Template]) -> Vec<Case> {
     let mut out = Vec::new();
     let v = &tmpls[0];
-    let known = tmpls.len() as u32;
-    for nr in (known..0x20).chain([0x7f, 0x80, 0xbd, 0xfe, 0xff]) {
+    let unknown = (0..0x20).filter(|&nr| !is_known_nr(nr));
+    for nr in unknown.chain([0x7f, 0x80, 0xbd, 0xfe, 0xff]) {
         for dir in [IOC_NONE, IOC_READ | IOC_WRITE] {
             let mut c = v.case("unknown-number", format!("magic 0xbd nr={nr:#x} dir={dir}"));
             c.cmd = ioc(dir, BDSNAP_IOCTL_MAGIC, nr, 64);
@@ -522,9 +693,12 @@ fn well_formed(tmpls: &[Template]) -> Vec<Case> {
         .iter()
         .map(|t| {
             let mut c = t.case("well-formed", "as documented".into());
-            if t.cmd == BDSNAP_IOCTL_TRACKER_LIST {
-                if let Arg::Bytes { bytes, .. } = &mut c.arg {
+            if let Arg::Bytes { bytes, .. } = &mut c.arg {
+                if t.cmd == BDSNAP_IOCTL_TRACKER_LIST {
                     put_u32(bytes, offset_of!(BdsnapTrackerList, count), 0);
+                }
+                if t.cmd == BDSNAP_IOCTL_SNAPSHOT_LIST {
+                    put_u32(bytes, offset_of!(BdsnapSnapshotList, count), 0);
                 }
             }
             c
@@ -573,10 +747,11 @@ pub fn random_case(ctx: &Context, rng: &mut Rng) -> Case {
             } else {
                 *rng.pick(OTHER_MAGICS)
             };
-            let nr = if magic == BDSNAP_IOCTL_MAGIC {
-                rng.range(tmpls.len() as u64, 255) as u32
-            } else {
-                rng.below(256) as u32
+            let nr = loop {
+                let nr = rng.below(256) as u32;
+                if magic != BDSNAP_IOCTL_MAGIC || !is_known_nr(nr) {
+                    break nr;
+                }
             };
             let cmd = ioc(
                 rng.below(4) as u32,
@@ -823,11 +998,18 @@ pub fn run(a: &FuzzArgs) -> Result<Summary, FuzzError> {
     let mut ctx = Context {
         tracked: None,
         untracked: None,
+        snapshots_exist: false,
         expect_eperm: a.expect_eperm,
     };
     if !a.expect_eperm {
         let list: Vec<BdsnapDevId> = ctl.tracker_list()?.into_iter().map(|d| d.0).collect();
         ctx.untracked = find_untracked(&list);
+        ctx.snapshots_exist = match ctl.snapshot_list() {
+            Ok(ids) => !ids.is_empty(),
+            // A module without snapshots refuses every snapshot call anyway.
+            Err(e) if e.errno() == Some(libc::ENOTTY) => false,
+            Err(e) => return Err(e.into()),
+        };
         if let Some(dev) = &a.tracked {
             ctx.tracked = Some((dev.id, ctl.cbt_info(dev)?));
         }
@@ -918,6 +1100,7 @@ mod tests {
                 major: 259,
                 minor: 0,
             }),
+            snapshots_exist: false,
             expect_eperm: eperm,
         }
     }
@@ -942,8 +1125,8 @@ mod tests {
                 "encoding",
                 "unknown-number",
             ] {
-                if cat == "flags" && *name == "TRACKER_LIST" {
-                    continue; // the only struct without a flags member
+                if cat == "flags" && matches!(*name, "TRACKER_LIST" | "SNAPSHOT_LIST") {
+                    continue; // the only structs without a flags member
                 }
                 assert!(
                     cases
@@ -953,8 +1136,23 @@ mod tests {
                 );
             }
         }
-        for cat in ["inner-pointer", "device", "overflow"] {
+        for cat in ["inner-pointer", "device", "overflow", "snapshot"] {
             assert!(cases.iter().any(|c| c.category == cat), "{cat}");
+        }
+        for name in [
+            "SNAPSHOT_ADD",
+            "SNAPSHOT_TAKE",
+            "SNAPSHOT_DESTROY",
+            "SNAPSHOT_INFO",
+            "SNAPSHOT_APPEND_STORAGE",
+            "SNAPSHOT_WAIT_EVENT",
+        ] {
+            assert!(
+                cases
+                    .iter()
+                    .any(|c| c.category == "snapshot" && c.what.starts_with(name)),
+                "{name} lacks absent snapshot ids"
+            );
         }
         // One case per must-be-zero byte of CBT_INFO: 3 + 40.
         let n = cases
@@ -1024,6 +1222,32 @@ mod tests {
             cases.iter().all(|c| uapi::command_name(c.cmd).is_some()),
             "only known commands"
         );
+    }
+
+    #[test]
+    fn snapshot_templates_never_name_a_real_snapshot_or_wait() {
+        for t in templates(&ctx(false))
+            .iter()
+            .filter(|t| t.name.starts_with("SNAPSHOT_"))
+        {
+            if let Some(off) = t.snapshot {
+                let id = u64::from_ne_bytes(t.bytes[off..off + 8].try_into().unwrap());
+                assert_eq!(id, ABSENT_SNAPSHOT, "{}", t.name);
+            }
+            if t.cmd == BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT {
+                let off = offset_of!(BdsnapEvent, timeout_ms);
+                assert_eq!(&t.bytes[off..off + 4], &[0; 4]);
+            }
+        }
+        // CREATE and APPEND get an empty path from a read-only page, not a shared buffer the
+        // kernel may have written into.
+        for name in ["SNAPSHOT_CREATE", "SNAPSHOT_APPEND_STORAGE"] {
+            let t = templates(&ctx(false))
+                .into_iter()
+                .find(|t| t.name == name)
+                .unwrap();
+            assert!(matches!(t.embedded, Some((_, Ptr::ReadOnly))), "{name}");
+        }
     }
 
     #[test]

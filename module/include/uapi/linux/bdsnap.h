@@ -25,7 +25,7 @@
 
 /* Version of the module and of this interface. */
 #define BDSNAP_VERSION_MAJOR	0
-#define BDSNAP_VERSION_MINOR	1
+#define BDSNAP_VERSION_MINOR	2
 #define BDSNAP_VERSION_PATCH	0
 
 /* Name of the control device node, relative to /dev. */
@@ -74,12 +74,14 @@ struct bdsnap_dev_id {
  * struct bdsnap_tracker_ctl - argument of %BDSNAP_IOCTL_TRACKER_ATTACH and
  * %BDSNAP_IOCTL_TRACKER_DETACH
  * @size:     sizeof(struct bdsnap_tracker_ctl).
- * @flags:    must be zero.
+ * @flags:    ATTACH: 0 or %BDSNAP_TRACKER_FILTER_ONLY; DETACH: must be zero.
  * @dev:      the device to start or stop tracking.
  * @reserved: must be zero.
  *
- * Attach fails with -EBUSY if @dev is already tracked, -ENODEV if it does
- * not exist; detach fails with -ENOENT if @dev is not tracked.
+ * Attach fails with -EBUSY if @dev is already tracked or if a partition of
+ * it or its whole disk is in a snapshot, -ENODEV if it does not exist;
+ * detach fails with -ENOENT if @dev is not tracked and -EBUSY while it is
+ * in a snapshot.
  */
 struct bdsnap_tracker_ctl {
 	__u32 size;
@@ -87,6 +89,13 @@ struct bdsnap_tracker_ctl {
 	struct bdsnap_dev_id dev;
 	__u8 reserved[48];
 };
+
+/*
+ * Attach the filter without a CBT map: every bio passes untouched. For
+ * measuring the filter's own cost; CBT ioctls on such a device fail with
+ * -ENODATA and it cannot be added to a snapshot (-EINVAL).
+ */
+#define BDSNAP_TRACKER_FILTER_ONLY	0x00000001U
 
 /**
  * struct bdsnap_tracker_list - argument of %BDSNAP_IOCTL_TRACKER_LIST
@@ -224,5 +233,240 @@ struct bdsnap_cbt_mark_dirty {
 	_IOW(BDSNAP_IOCTL_MAGIC, 0x05, struct bdsnap_cbt_read)
 #define BDSNAP_IOCTL_CBT_MARK_DIRTY \
 	_IOW(BDSNAP_IOCTL_MAGIC, 0x06, struct bdsnap_cbt_mark_dirty)
+
+enum bdsnap_snapshot_state {
+	BDSNAP_SNAPSHOT_CREATED = 0,
+	BDSNAP_SNAPSHOT_TAKEN = 1,
+	BDSNAP_SNAPSHOT_CORRUPTED = 2,
+};
+
+/* Longest difference storage path, including the terminating NUL. */
+#define BDSNAP_STORAGE_PATH_MAX	4096
+
+/**
+ * struct bdsnap_snapshot_storage - a piece of difference storage
+ * @size:      sizeof(struct bdsnap_snapshot_storage).
+ * @flags:     must be zero.
+ * @id:        the snapshot (ignored by SNAPSHOT_CREATE, which embeds this).
+ * @path:      user pointer to a NUL-terminated path: a regular file (also on
+ *             tmpfs) or a block device. Opened O_RDWR | O_LARGEFILE by the
+ *             module and written only through the VFS.
+ * @bytes:     for a regular file, how many bytes of it to use now (the file
+ *             is extended with fallocate if it is shorter; 0: its current
+ *             size); for a block device, 0 (the whole device) or a length
+ *             that must not exceed it.
+ * @reserved:  must be zero.
+ *
+ * The device holding @path (a block device itself, or the device of the
+ * file's filesystem, s_bdev) must not be a device of the snapshot: -EXDEV.
+ * A file on a filesystem without a block device (tmpfs) is always accepted.
+ */
+struct bdsnap_snapshot_storage {
+	__u32 size;
+	__u32 flags;
+	__u64 id;
+	__u64 path;
+	__u64 bytes;
+	__u8 reserved[32];
+};
+
+/**
+ * struct bdsnap_snapshot_create - argument of %BDSNAP_IOCTL_SNAPSHOT_CREATE
+ * @size:        sizeof(struct bdsnap_snapshot_create).
+ * @flags:       must be zero.
+ * @id:          out: the new snapshot's id (never 0, never reused while the
+ *               module is loaded).
+ * @storage:     the first piece of difference storage (@storage.id ignored).
+ * @limit:       the module extends the storage by itself (the last regular
+ *               file piece, by fallocate, in steps of @grow_step) while the
+ *               total size of all pieces, appended ones included, is below
+ *               this; 0: never grow.
+ * @grow_step:   bytes added per growth (0: the module default, 64 MiB);
+ *               the last step is clipped to @limit.
+ * @low_space:   emit %BDSNAP_EVENT_LOW_SPACE when fewer than this many bytes
+ *               remain free, once per crossing, before any growth that
+ *               follows (0: the module default, 2 * @grow_step).
+ * @reserved:    must be zero.
+ */
+struct bdsnap_snapshot_create {
+	__u32 size;
+	__u32 flags;
+	__u64 id;
+	struct bdsnap_snapshot_storage storage;
+	__u64 limit;
+	__u64 grow_step;
+	__u64 low_space;
+	__u8 reserved[24];
+};
+
+/**
+ * struct bdsnap_snapshot_dev - argument of %BDSNAP_IOCTL_SNAPSHOT_ADD
+ * @size:     sizeof(struct bdsnap_snapshot_dev).
+ * @flags:    must be zero.
+ * @id:       a snapshot in state CREATED (-EBUSY otherwise).
+ * @dev:      a tracked device (-ENOENT if not tracked; -EBUSY if already in
+ *            this or another snapshot, or if a partition of it or its whole
+ *            disk is tracked too; -EXDEV if it holds this snapshot's
+ *            difference storage).
+ * @reserved: must be zero.
+ */
+struct bdsnap_snapshot_dev {
+	__u32 size;
+	__u32 flags;
+	__u64 id;
+	struct bdsnap_dev_id dev;
+	__u8 reserved[40];
+};
+
+/**
+ * struct bdsnap_snapshot_ctl - argument of TAKE and DESTROY
+ * @size:     sizeof(struct bdsnap_snapshot_ctl).
+ * @flags:    TAKE: 0 or %BDSNAP_TAKE_NO_FREEZE; DESTROY: must be zero.
+ * @id:       the snapshot.
+ * @take_ns:  out (TAKE): nanoseconds from the first freeze to the last thaw.
+ * @reserved: must be zero.
+ */
+struct bdsnap_snapshot_ctl {
+	__u32 size;
+	__u32 flags;
+	__u64 id;
+	__u64 take_ns;
+	__u8 reserved[40];
+};
+
+/* Do not freeze the filesystems around the switch (raw devices only). */
+#define BDSNAP_TAKE_NO_FREEZE	0x00000001U
+
+/**
+ * struct bdsnap_snapshot_dev_info - one device of struct bdsnap_snapshot_info
+ * @dev:          the original device.
+ * @image:        the snapshot image's device (0:0 before TAKE).
+ * @chunk_size:   COW granularity in bytes, a power of two.
+ * @error:        0, or the positive errno that corrupted the snapshot here.
+ * @chunks_copied: chunks whose original data is in difference storage.
+ * @reserved:     zero.
+ */
+struct bdsnap_snapshot_dev_info {
+	struct bdsnap_dev_id dev;
+	struct bdsnap_dev_id image;
+	__u32 chunk_size;
+	__u32 error;
+	__u64 chunks_copied;
+	__u8 reserved[32];
+};
+
+/**
+ * struct bdsnap_snapshot_info - argument of %BDSNAP_IOCTL_SNAPSHOT_INFO
+ * @size:          sizeof(struct bdsnap_snapshot_info).
+ * @flags:         must be zero.
+ * @id:            the snapshot.
+ * @state:         out: enum bdsnap_snapshot_state.
+ * @error:         out: the positive errno that corrupted it (0 if it is not).
+ * @storage_used:  out: bytes of difference storage allocated to chunks.
+ * @storage_total: out: bytes of difference storage available now.
+ * @storage_limit: out: @limit given at creation.
+ * @count:         in: entries @devs has room for; out: devices in the
+ *                 snapshot (may exceed the room: then only the first were
+ *                 written).
+ * @reserved0:     must be zero.
+ * @devs:          user pointer to @count struct bdsnap_snapshot_dev_info.
+ * @reserved:      must be zero.
+ */
+struct bdsnap_snapshot_info {
+	__u32 size;
+	__u32 flags;
+	__u64 id;
+	__u32 state;
+	__u32 error;
+	__u64 storage_used;
+	__u64 storage_total;
+	__u64 storage_limit;
+	__u32 count;
+	__u32 reserved0;
+	__u64 devs;
+	__u8 reserved[64];
+};
+
+/**
+ * struct bdsnap_snapshot_list - argument of %BDSNAP_IOCTL_SNAPSHOT_LIST
+ * @size:     sizeof(struct bdsnap_snapshot_list).
+ * @count:    in: entries @ids has room for; out: number of snapshots.
+ * @ids:      user pointer to @count __u64 ids.
+ * @reserved: must be zero.
+ */
+struct bdsnap_snapshot_list {
+	__u32 size;
+	__u32 count;
+	__u64 ids;
+	__u8 reserved[48];
+};
+
+/* Event codes (struct bdsnap_event @code). */
+enum bdsnap_event_code {
+	BDSNAP_EVENT_NONE = 0,		/* timeout: no event */
+	BDSNAP_EVENT_LOW_SPACE = 1,	/* free storage below @low_space */
+	BDSNAP_EVENT_CORRUPTED = 2,	/* the snapshot is corrupted */
+	BDSNAP_EVENT_DEV_REMOVED = 3,	/* a device of the snapshot went away */
+	BDSNAP_EVENT_STORAGE_GROWN = 4,	/* the module extended the storage */
+	BDSNAP_EVENT_OVERFLOW = 5,	/* events were lost (queue full) */
+};
+
+/**
+ * struct bdsnap_event - argument of %BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT
+ * @size:       sizeof(struct bdsnap_event).
+ * @flags:      must be zero.
+ * @id:         the snapshot.
+ * @timeout_ms: in: how long to wait for an event (0: do not wait).
+ * @code:       out: enum bdsnap_event_code; NONE when @timeout_ms passed
+ *              without an event (the ioctl still returns 0, so a poller
+ *              needs no errno special case).
+ * @time_ns:    out: ktime_get_boottime_ns() when the event happened.
+ * @dev:        out: the device concerned (CORRUPTED, DEV_REMOVED), else 0:0.
+ * @error:      out: CORRUPTED: the positive errno (ENOSPC: storage
+ *              exhausted; EIO: storage or original read failed; ENODEV:
+ *              device removed; ENOMEM: out of memory in the I/O path).
+ * @reserved0:  zero.
+ * @used:       out: bytes of storage used when the event happened.
+ * @total:      out: bytes of storage available when the event happened.
+ * @limit:      out: the creation limit.
+ * @reserved:   must be zero.
+ *
+ * Events are per snapshot, queued in order, at most 64 pending (then the
+ * oldest are dropped and an OVERFLOW event is queued first). An event is
+ * taken off the queue by the call that returns it. -EINTR on a signal.
+ * A destroyed snapshot wakes its waiters with -ENOENT.
+ */
+struct bdsnap_event {
+	__u32 size;
+	__u32 flags;
+	__u64 id;
+	__u32 timeout_ms;
+	__u32 code;
+	__u64 time_ns;
+	struct bdsnap_dev_id dev;
+	__u32 error;
+	__u32 reserved0;
+	__u64 used;
+	__u64 total;
+	__u64 limit;
+	__u8 reserved[56];
+};
+
+#define BDSNAP_IOCTL_SNAPSHOT_CREATE \
+	_IOWR(BDSNAP_IOCTL_MAGIC, 0x10, struct bdsnap_snapshot_create)
+#define BDSNAP_IOCTL_SNAPSHOT_ADD \
+	_IOW(BDSNAP_IOCTL_MAGIC, 0x11, struct bdsnap_snapshot_dev)
+#define BDSNAP_IOCTL_SNAPSHOT_TAKE \
+	_IOWR(BDSNAP_IOCTL_MAGIC, 0x12, struct bdsnap_snapshot_ctl)
+#define BDSNAP_IOCTL_SNAPSHOT_DESTROY \
+	_IOW(BDSNAP_IOCTL_MAGIC, 0x13, struct bdsnap_snapshot_ctl)
+#define BDSNAP_IOCTL_SNAPSHOT_INFO \
+	_IOWR(BDSNAP_IOCTL_MAGIC, 0x14, struct bdsnap_snapshot_info)
+#define BDSNAP_IOCTL_SNAPSHOT_LIST \
+	_IOWR(BDSNAP_IOCTL_MAGIC, 0x15, struct bdsnap_snapshot_list)
+#define BDSNAP_IOCTL_SNAPSHOT_APPEND_STORAGE \
+	_IOW(BDSNAP_IOCTL_MAGIC, 0x16, struct bdsnap_snapshot_storage)
+#define BDSNAP_IOCTL_SNAPSHOT_WAIT_EVENT \
+	_IOWR(BDSNAP_IOCTL_MAGIC, 0x17, struct bdsnap_event)
 
 #endif /* _UAPI_LINUX_BDSNAP_H */

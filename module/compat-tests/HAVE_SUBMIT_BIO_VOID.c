@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+/* block_device_operations.submit_bio returns void (5.16+), not blk_qc_t */
+#include <linux/blkdev.h>
+
+static void bdsnap_compat_submit(struct bio *bio)
+{
+}
+
+const struct block_device_operations bdsnap_compat_ops = {
+	.submit_bio = bdsnap_compat_submit,
+};

@@ -1,0 +1,689 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Copy-on-write.
+ *
+ * The write path (bdsnap_cow_filter_bio(), in the writer's context):
+ *  1. Without a lock, look every chunk of the bio up. All copied (or the
+ *     cow failed): pass the bio. That is every write after the first to a
+ *     chunk, at the cost of one xarray walk.
+ *  2. Otherwise a REQ_NOWAIT bio fails with BLK_STS_AGAIN (its submitter
+ *     retries from a context that may block); any other bio is held on the
+ *     first chunk that is not copied, whose copy work is started if it was
+ *     not yet, and the hook returns BDFILTER_DONE. The writer never waits
+ *     for the copy itself: a writer inside a stacked driver's ->submit_bio()
+ *     has current->bio_list set, so the copy's own bios would not even be
+ *     issued until it returned.
+ *  3. The copy work reads the chunk from the original device past the
+ *     filters, writes it to a difference storage slot, marks the chunk
+ *     copied, and runs each held bio through step 1-2 again: a bio spanning
+ *     several chunks moves to the next one not copied, and is submitted past
+ *     the filters when none is left. One chunk at a time per bio: no per-bio
+ *     counters.
+ * Sleeping: the hook sleeps only in GFP_NOIO allocations (the held-bio
+ * mempool, the chunk cache, xarray nodes), for bios without REQ_NOWAIT,
+ * which bdfilter.h allows (the block layer itself may sleep for such a bio
+ * in blk_queue_enter()). Held-bio entries come back when copy works, which
+ * never wait for a writer, complete, so that mempool guarantees progress.
+ * Chunks live until the cow is freed; failing to allocate one corrupts the
+ * snapshot and the write passes.
+ *
+ * Locking: cow->chunks' xa_lock (plain spinlock, process context only)
+ * guards chunk states, held lists and cow->failed. It is taken under no
+ * other bdsnap lock and nothing is taken under it; __xa_insert() drops and
+ * retakes it to allocate. bdsnap_cow_srcu protects the hook's use of a
+ * published cow (SRCU: the hook may sleep).
+ *
+ * Memory ordering: a chunk's slot is written before smp_store_release() of
+ * COPIED; lockless readers use smp_load_acquire(), so a reader that sees
+ * COPIED sees the slot. Held writes are submitted only after COPIED is
+ * stored, which the image's optimistic reads rely on (see image.c).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/completion.h>
+#include <linux/err.h>
+#include <linux/kdev_t.h>
+#include <linux/kernel.h>
+#include <linux/mempool.h>
+#include <linux/mm.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/srcu.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include "compat.h"
+#include "cow.h"
+#include "snapshot.h"
+
+/* Pages per read bio of a copy: BIO_MAX_VECS (BIO_MAX_PAGES on 5.10). */
+#define BDSNAP_COW_BIO_PAGES	256U
+/* Reserved elements: enough for every CPU's writer to make progress. */
+#define BDSNAP_COW_POOL_MIN	64
+
+static struct srcu_struct bdsnap_cow_srcu;
+static struct workqueue_struct *bdsnap_cow_wq;
+static struct kmem_cache *bdsnap_chunk_cache;
+static mempool_t *bdsnap_held_pool;
+
+int bdsnap_cow_check_params(void)
+{
+	if (bdsnap_chunk_min_shift < PAGE_SHIFT ||
+	    bdsnap_chunk_max_shift < bdsnap_chunk_min_shift ||
+	    bdsnap_chunk_max_shift > 30) {
+		pr_err("chunk_min_shift=%u, chunk_max_shift=%u: need %u <= min <= max <= 30\n",
+		       bdsnap_chunk_min_shift, bdsnap_chunk_max_shift,
+		       PAGE_SHIFT);
+		return -EINVAL;
+	}
+	if (!bdsnap_chunk_max_count) {
+		pr_err("chunk_max_count must not be 0\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+u32 bdsnap_cow_chunk_bytes(const struct bdsnap_cow *cow, unsigned long index)
+{
+	sector_t start = (sector_t)index << (cow->chunk_shift - SECTOR_SHIFT);
+	sector_t left = cow->nr_sectors - start;
+	u32 chunk = 1U << cow->chunk_shift;
+
+	return min_t(u64, chunk, (u64)left << SECTOR_SHIFT);
+}
+
+/*
+ * Chunks [*first, *last] covered by @nr sectors at @sector, clipped to the
+ * device. Returns false if none is (a write past the end: not ours to hold).
+ */
+static bool bdsnap_cow_range(struct bdsnap_cow *cow, sector_t sector,
+			     unsigned int nr, unsigned long *first,
+			     unsigned long *last)
+{
+	unsigned int s = cow->chunk_shift - SECTOR_SHIFT;
+	sector_t end;
+
+	if (sector >= cow->nr_sectors)
+		return false;
+	end = min_t(sector_t, sector + nr, cow->nr_sectors);
+	*first = sector >> s;
+	*last = (end - 1) >> s;
+	return true;
+}
+
+static int bdsnap_chunk_state(struct bdsnap_chunk *chunk)
+{
+	/* Pairs with the copy work's release: COPIED implies the slot. */
+	return smp_load_acquire(&chunk->state);
+}
+
+static void bdsnap_cow_copy_work(struct work_struct *work);
+
+/*
+ * A new chunk in state COPYING whose work is ready to queue, or NULL.
+ * Chunks live as long as the cow, so a mempool reserve would not guarantee
+ * anything: running out of memory here corrupts the snapshot instead.
+ * May sleep (GFP_NOIO).
+ */
+static struct bdsnap_chunk *bdsnap_chunk_alloc(struct bdsnap_cow *cow,
+					       unsigned long index)
+{
+	struct bdsnap_chunk *chunk;
+
+	chunk = kmem_cache_zalloc(bdsnap_chunk_cache, GFP_NOIO | __GFP_NOWARN);
+	if (!chunk)
+		return NULL;
+	chunk->cow = cow;
+	chunk->index = index;
+	chunk->state = BDSNAP_CHUNK_COPYING;
+	chunk->held_tail = &chunk->held_head;
+	INIT_WORK(&chunk->work, bdsnap_cow_copy_work);
+	return chunk;
+}
+
+/* Queue the copy of a chunk just inserted. Any context. */
+static void bdsnap_cow_start_copy(struct bdsnap_cow *cow,
+				  struct bdsnap_chunk *chunk)
+{
+	atomic_inc(&cow->pending);
+	bdsnap_cow_get(cow);
+	queue_work(bdsnap_cow_wq, &chunk->work);
+}
+
+/*
+ * The chunk @index with the xarray lock held, created (COPYING, its copy
+ * queued) if absent. Returns NULL with the lock released if the cow failed
+ * or the chunk could not be inserted (then the snapshot is corrupted).
+ * Process context; may sleep; called without the lock.
+ */
+static struct bdsnap_chunk *bdsnap_cow_get_chunk_locked(struct bdsnap_cow *cow,
+							unsigned long index)
+{
+	struct bdsnap_chunk *chunk, *new = NULL;
+	int ret;
+
+	xa_lock(&cow->chunks);
+	for (;;) {
+		if (cow->failed)
+			goto out_unlock;
+		chunk = xa_load(&cow->chunks, index);
+		if (chunk)
+			break;
+		if (!new) {
+			xa_unlock(&cow->chunks);
+			new = bdsnap_chunk_alloc(cow, index);
+			if (!new) {
+				ret = -ENOMEM;
+				goto out_corrupt;
+			}
+			xa_lock(&cow->chunks);
+			continue;
+		}
+		/* May drop and retake the lock to allocate xarray nodes. */
+		ret = __xa_insert(&cow->chunks, index, new, GFP_NOIO);
+		if (ret == -EBUSY)
+			continue;	/* inserted meanwhile: use that one */
+		if (ret) {
+			xa_unlock(&cow->chunks);
+			goto out_corrupt;
+		}
+		chunk = new;
+		new = NULL;
+		bdsnap_cow_start_copy(cow, chunk);
+		break;
+	}
+	if (new)
+		kmem_cache_free(bdsnap_chunk_cache, new);
+	return chunk;
+
+out_corrupt:
+	/* Writes pass from now on; the snapshot is lost, the data is not. */
+	bdsnap_snapshot_corrupt_async(cow->snap, cow->dev, -ret);
+	if (new)
+		kmem_cache_free(bdsnap_chunk_cache, new);
+	return NULL;
+
+out_unlock:
+	xa_unlock(&cow->chunks);
+	if (new)
+		kmem_cache_free(bdsnap_chunk_cache, new);
+	return NULL;
+}
+
+/*
+ * Hold @held on the first chunk of its bio that is not copied. Returns
+ * true if it is held now, false if it may be submitted (all chunks copied,
+ * or the cow failed). Process context; may sleep.
+ */
+static bool bdsnap_cow_hold(struct bdsnap_cow *cow,
+			    struct bdsnap_held_bio *held)
+{
+	unsigned long first, last, i;
+	struct bdsnap_chunk *chunk;
+
+	if (!bdsnap_cow_range(cow, held->sector, bio_sectors(held->bio),
+			      &first, &last))
+		return false;
+
+	for (i = first; i <= last; i++) {
+		chunk = xa_load(&cow->chunks, i);
+		if (chunk && bdsnap_chunk_state(chunk) != BDSNAP_CHUNK_COPYING)
+			continue;
+
+		chunk = bdsnap_cow_get_chunk_locked(cow, i);
+		if (!chunk)
+			return false;	/* failed: pass everything */
+		if (chunk->state != BDSNAP_CHUNK_COPYING) {
+			xa_unlock(&cow->chunks);
+			continue;
+		}
+		held->next = NULL;
+		*chunk->held_tail = held;
+		chunk->held_tail = &held->next;
+		xa_unlock(&cow->chunks);
+		return true;
+	}
+	return false;
+}
+
+/* Whether every chunk of the range is copied. Lockless; never sleeps. */
+static bool bdsnap_cow_all_copied(struct bdsnap_cow *cow, unsigned long first,
+				  unsigned long last)
+{
+	struct bdsnap_chunk *chunk;
+	unsigned long i;
+
+	for (i = first; i <= last; i++) {
+		chunk = xa_load(&cow->chunks, i);
+		if (!chunk || bdsnap_chunk_state(chunk) == BDSNAP_CHUNK_COPYING)
+			return false;
+	}
+	return true;
+}
+
+static enum bdfilter_result bdsnap_cow_submit_bio(struct bdsnap_cow *cow,
+						  struct bio *bio,
+						  sector_t sector)
+{
+	struct bdsnap_held_bio *held;
+	unsigned long first, last;
+
+	if (READ_ONCE(cow->failed) || !bdsnap_bio_changes_data(bio) ||
+	    !bio_sectors(bio))
+		return BDFILTER_PASS;
+	if (!bdsnap_cow_range(cow, sector, bio_sectors(bio), &first, &last))
+		return BDFILTER_PASS;
+	if (bdsnap_cow_all_copied(cow, first, last))
+		return BDFILTER_PASS;
+
+	if (bio->bi_opf & REQ_NOWAIT) {
+		bio_wouldblock_error(bio);
+		return BDFILTER_DONE;
+	}
+
+	held = mempool_alloc(bdsnap_held_pool, GFP_NOIO);
+	held->bio = bio;
+	held->sector = sector;
+	if (bdsnap_cow_hold(cow, held))
+		return BDFILTER_DONE;
+	mempool_free(held, bdsnap_held_pool);
+	return BDFILTER_PASS;
+}
+
+enum bdfilter_result bdsnap_cow_filter_bio(struct bdsnap_cow __rcu **slot,
+					   struct bio *bio, sector_t sector)
+{
+	enum bdfilter_result res = BDFILTER_PASS;
+	struct bdsnap_cow *cow;
+	int idx;
+
+	idx = srcu_read_lock(&bdsnap_cow_srcu);
+	cow = srcu_dereference(*slot, &bdsnap_cow_srcu);
+	if (cow)
+		res = bdsnap_cow_submit_bio(cow, bio, sector);
+	srcu_read_unlock(&bdsnap_cow_srcu, idx);
+	return res;
+}
+
+/*
+ * Submit, or hold again, every bio of a list taken off a chunk. Process
+ * context; sleeps.
+ */
+static void bdsnap_cow_release_held(struct bdsnap_cow *cow,
+				    struct bdsnap_held_bio *held)
+{
+	struct bdsnap_held_bio *next;
+
+	for (; held; held = next) {
+		next = held->next;
+		if (bdsnap_cow_hold(cow, held))
+			continue;
+		bdfilter_submit_bio(held->bio);
+		mempool_free(held, bdsnap_held_pool);
+	}
+}
+
+/* Completion of a copy's read of the original device. */
+struct bdsnap_cow_read {
+	struct completion done;
+	blk_status_t status;
+};
+
+static void bdsnap_cow_read_end_io(struct bio *bio)
+{
+	struct bdsnap_cow_read *rd = bio->bi_private;
+
+	rd->status = bio->bi_status;
+	complete(&rd->done);
+}
+
+int bdsnap_cow_read_orig(struct bdsnap_cow *cow, sector_t sector,
+			 const struct bio_vec *bvec, unsigned int nr)
+{
+	struct bdsnap_cow_read rd;
+	unsigned int done = 0;
+	struct bio *bio;
+
+	while (done < nr) {
+		unsigned int n = min(nr - done, BDSNAP_COW_BIO_PAGES);
+		unsigned int i;
+
+		bio = bdsnap_bio_alloc(cow->orig.bdev, n,
+				       REQ_OP_READ | REQ_SYNC, GFP_NOIO);
+		bio->bi_iter.bi_sector = sector;
+		for (i = 0; i < n; i++) {
+			const struct bio_vec *bv = &bvec[done + i];
+
+			if (bio_add_page(bio, bv->bv_page, bv->bv_len,
+					 bv->bv_offset) != bv->bv_len) {
+				bio_put(bio);
+				return -EIO;
+			}
+		}
+		init_completion(&rd.done);
+		bio->bi_private = &rd;
+		bio->bi_end_io = bdsnap_cow_read_end_io;
+		sector += bio_sectors(bio);
+		bdfilter_submit_bio(bio);
+		wait_for_completion_io(&rd.done);
+		bio_put(bio);
+		if (rd.status)
+			return blk_status_to_errno(rd.status);
+		done += n;
+	}
+	return 0;
+}
+
+/* Free the pages of a copy buffer. */
+static void bdsnap_cow_free_pages(struct bio_vec *bvec, unsigned int nr)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		if (bvec[i].bv_page)
+			__free_page(bvec[i].bv_page);
+	kvfree(bvec);
+}
+
+/*
+ * Copy one chunk to a new slot. Runs in the copy work, under
+ * memalloc_noio_save(). Returns 0 or a negative errno.
+ */
+static int bdsnap_cow_copy_chunk(struct bdsnap_cow *cow,
+				 struct bdsnap_chunk *chunk)
+{
+	u32 bytes = bdsnap_cow_chunk_bytes(cow, chunk->index);
+	unsigned int nr = DIV_ROUND_UP(bytes, PAGE_SIZE);
+	struct bio_vec *bvec;
+	unsigned int i;
+	int ret;
+
+	/* GFP_KERNEL within the noio scope: kvmalloc may use vmalloc. */
+	bvec = kvcalloc(nr, sizeof(*bvec), GFP_KERNEL);
+	if (!bvec)
+		return -ENOMEM;
+	for (i = 0; i < nr; i++) {
+		struct page *page = alloc_page(GFP_NOIO);
+
+		if (!page) {
+			ret = -ENOMEM;
+			goto out_free;
+		}
+		bvec[i].bv_page = page;
+		bvec[i].bv_offset = 0;
+		bvec[i].bv_len = min_t(u32, PAGE_SIZE, bytes - i * PAGE_SIZE);
+	}
+
+	ret = bdsnap_cow_read_orig(cow, (sector_t)chunk->index <<
+				   (cow->chunk_shift - SECTOR_SHIFT),
+				   bvec, nr);
+	if (ret)
+		goto out_free;
+	ret = bdsnap_diff_storage_alloc_slot(cow->storage,
+					     1U << cow->chunk_shift,
+					     &chunk->slot);
+	if (ret)
+		goto out_free;
+	ret = bdsnap_diff_storage_write_slot(&chunk->slot, 0, bvec, nr, bytes);
+out_free:
+	bdsnap_cow_free_pages(bvec, nr);
+	return ret;
+}
+
+static void bdsnap_cow_copy_work(struct work_struct *work)
+{
+	struct bdsnap_chunk *chunk = container_of(work, struct bdsnap_chunk,
+						  work);
+	struct bdsnap_cow *cow = chunk->cow;
+	bool already_failed = READ_ONCE(cow->failed);
+	struct bdsnap_held_bio *held;
+	unsigned int io;
+	int ret;
+
+	io = bdsnap_diff_storage_io_begin();
+	/* A failed cow passes every write: no point in copying. */
+	ret = already_failed ? -EIO : bdsnap_cow_copy_chunk(cow, chunk);
+
+	xa_lock(&cow->chunks);
+	/* The slot is written: publish it with the state (acquire: lookup). */
+	smp_store_release(&chunk->state, ret ? BDSNAP_CHUNK_FAILED :
+					       BDSNAP_CHUNK_COPIED);
+	held = chunk->held_head;
+	chunk->held_head = NULL;
+	chunk->held_tail = &chunk->held_head;
+	xa_unlock(&cow->chunks);
+	wake_up_all(&cow->copy_wait);
+
+	if (ret && !already_failed) {
+		pr_err("snapshot of %u:%u: cannot copy chunk %lu: %d\n",
+		       MAJOR(cow->dev), MINOR(cow->dev), chunk->index, ret);
+		/* Fails every cow of the snapshot, this one included. */
+		bdsnap_snapshot_corrupt(cow->snap, cow->dev, -ret);
+	} else if (!ret) {
+		atomic64_inc(&cow->chunks_copied);
+	}
+	bdsnap_cow_release_held(cow, held);
+	bdsnap_diff_storage_io_end(io);
+
+	if (atomic_dec_and_test(&cow->pending))
+		wake_up_all(&cow->idle_wait);
+	bdsnap_cow_put(cow);
+}
+
+void bdsnap_cow_fail(struct bdsnap_cow *cow, int err)
+{
+	struct bdsnap_held_bio *held;
+	struct bdsnap_chunk *chunk;
+	unsigned long index;
+
+	xa_lock(&cow->chunks);
+	if (!cow->failed) {
+		cow->error = err;
+		WRITE_ONCE(cow->failed, true);
+	}
+	xa_unlock(&cow->chunks);
+
+	/* No bio is held after failed was set: release the ones that are. */
+	xa_for_each(&cow->chunks, index, chunk) {
+		xa_lock(&cow->chunks);
+		held = chunk->held_head;
+		chunk->held_head = NULL;
+		chunk->held_tail = &chunk->held_head;
+		xa_unlock(&cow->chunks);
+		bdsnap_cow_release_held(cow, held);
+		cond_resched();
+	}
+	wake_up_all(&cow->copy_wait);
+}
+
+void bdsnap_cow_drain(struct bdsnap_cow *cow)
+{
+	wait_event(cow->idle_wait, !atomic_read(&cow->pending));
+}
+
+int bdsnap_cow_lookup(struct bdsnap_cow *cow, unsigned long index,
+		      struct bdsnap_diff_slot *slot)
+{
+	struct bdsnap_chunk *chunk = xa_load(&cow->chunks, index);
+	int state;
+
+	if (READ_ONCE(cow->failed))
+		return -EIO;
+	if (!chunk)
+		return 0;
+	state = bdsnap_chunk_state(chunk);
+	if (state == BDSNAP_CHUNK_FAILED)
+		return -EIO;
+	if (state == BDSNAP_CHUNK_COPIED) {
+		*slot = chunk->slot;
+		return BDSNAP_CHUNK_COPIED;
+	}
+	return 0;
+}
+
+int bdsnap_cow_copy_sync(struct bdsnap_cow *cow, unsigned long index,
+			 struct bdsnap_diff_slot *slot)
+{
+	struct bdsnap_chunk *chunk;
+	int state;
+
+	chunk = bdsnap_cow_get_chunk_locked(cow, index);
+	if (!chunk)
+		return -EIO;
+	xa_unlock(&cow->chunks);
+
+	/* Chunks are freed only with the cow, which the caller holds. */
+	wait_event(cow->copy_wait,
+		   bdsnap_chunk_state(chunk) != BDSNAP_CHUNK_COPYING ||
+		   READ_ONCE(cow->failed));
+	state = bdsnap_chunk_state(chunk);
+	if (state != BDSNAP_CHUNK_COPIED)
+		return -EIO;
+	*slot = chunk->slot;
+	return 0;
+}
+
+void bdsnap_cow_publish(struct bdsnap_cow __rcu **slot, struct bdsnap_cow *cow)
+{
+	bdsnap_cow_get(cow);
+	rcu_assign_pointer(*slot, cow);
+}
+
+struct bdsnap_cow *bdsnap_cow_unpublish(struct bdsnap_cow __rcu **slot)
+{
+	/* The publisher's caller serialises publish and unpublish. */
+	struct bdsnap_cow *cow = rcu_dereference_protected(*slot, true);
+
+	if (!cow)
+		return NULL;
+	RCU_INIT_POINTER(*slot, NULL);
+	synchronize_srcu(&bdsnap_cow_srcu);
+	return cow;
+}
+
+/* Pick the chunk size of a device of @nr_sectors. */
+static int bdsnap_cow_chunk_shift(sector_t nr_sectors, unsigned int *shift,
+				  unsigned long *count)
+{
+	u64 bytes = (u64)nr_sectors << SECTOR_SHIFT;
+	unsigned int s = bdsnap_chunk_min_shift;
+	u64 n = DIV_ROUND_UP_ULL(bytes, 1ULL << s);
+
+	while (n > bdsnap_chunk_max_count && s < bdsnap_chunk_max_shift) {
+		s++;
+		n = DIV_ROUND_UP_ULL(bytes, 1ULL << s);
+	}
+	if (n > bdsnap_chunk_max_count || n > ULONG_MAX)
+		return -EFBIG;
+	*shift = s;
+	*count = n;
+	return 0;
+}
+
+struct bdsnap_cow *bdsnap_cow_create(struct bdsnap_snapshot *snap, dev_t dev,
+				     sector_t nr_sectors)
+{
+	struct bdsnap_cow *cow;
+	int ret;
+
+	if (!nr_sectors)
+		return ERR_PTR(-EINVAL);
+	cow = kzalloc(sizeof(*cow), GFP_KERNEL);
+	if (!cow)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&cow->kref);
+	cow->dev = dev;
+	cow->nr_sectors = nr_sectors;
+	ret = bdsnap_cow_chunk_shift(nr_sectors, &cow->chunk_shift,
+				     &cow->chunk_count);
+	if (ret)
+		goto err_free;
+	ret = bdfilter_bdev_open(dev, &cow->orig);
+	if (ret)
+		goto err_free;
+	xa_init(&cow->chunks);
+	atomic_set(&cow->pending, 0);
+	init_waitqueue_head(&cow->idle_wait);
+	init_waitqueue_head(&cow->copy_wait);
+	atomic64_set(&cow->chunks_copied, 0);
+	bdsnap_snapshot_get(snap);
+	cow->snap = snap;
+	cow->storage = bdsnap_snapshot_storage(snap);
+	return cow;
+
+err_free:
+	kfree(cow);
+	return ERR_PTR(ret);
+}
+
+void bdsnap_cow_get(struct bdsnap_cow *cow)
+{
+	kref_get(&cow->kref);
+}
+
+static void bdsnap_cow_release(struct kref *kref)
+{
+	struct bdsnap_cow *cow = container_of(kref, struct bdsnap_cow, kref);
+	struct bdsnap_chunk *chunk;
+	unsigned long index;
+
+	/* No work holds a reference any more, so none is queued. */
+	WARN_ON_ONCE(atomic_read(&cow->pending));
+	xa_for_each(&cow->chunks, index, chunk) {
+		/* Held bios were all released by fail() or by their copy. */
+		WARN_ON_ONCE(chunk->held_head);
+		kmem_cache_free(bdsnap_chunk_cache, chunk);
+	}
+	xa_destroy(&cow->chunks);
+	bdfilter_bdev_close(&cow->orig);
+	bdsnap_snapshot_put(cow->snap);
+	kfree(cow);
+}
+
+void bdsnap_cow_put(struct bdsnap_cow *cow)
+{
+	kref_put(&cow->kref, bdsnap_cow_release);
+}
+
+int bdsnap_cow_init_module(void)
+{
+	int ret;
+
+	ret = init_srcu_struct(&bdsnap_cow_srcu);
+	if (ret)
+		return ret;
+	ret = -ENOMEM;
+	/* A rescuer: writers, and so writeback, wait for the copies. */
+	bdsnap_cow_wq = alloc_workqueue("bdsnap-cow",
+					WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
+	if (!bdsnap_cow_wq)
+		goto err_srcu;
+	bdsnap_chunk_cache = KMEM_CACHE(bdsnap_chunk, 0);
+	if (!bdsnap_chunk_cache)
+		goto err_wq;
+	bdsnap_held_pool =
+		mempool_create_kmalloc_pool(BDSNAP_COW_POOL_MIN,
+					    sizeof(struct bdsnap_held_bio));
+	if (!bdsnap_held_pool)
+		goto err_cache;
+	return 0;
+
+err_cache:
+	kmem_cache_destroy(bdsnap_chunk_cache);
+err_wq:
+	destroy_workqueue(bdsnap_cow_wq);
+err_srcu:
+	cleanup_srcu_struct(&bdsnap_cow_srcu);
+	return ret;
+}
+
+void bdsnap_cow_exit_module(void)
+{
+	mempool_destroy(bdsnap_held_pool);
+	kmem_cache_destroy(bdsnap_chunk_cache);
+	destroy_workqueue(bdsnap_cow_wq);
+	cleanup_srcu_struct(&bdsnap_cow_srcu);
+}

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Copy-on-write of one device in a taken snapshot.
+ *
+ * The device is cut into chunks of 2^chunk_shift bytes. The first write to a
+ * chunk after the snapshot was taken is held until the chunk's original data
+ * is in the difference storage; later writes to it pass straight through.
+ * Reads of the original are never held. The snapshot image reads a chunk
+ * from the difference storage once it was copied, from the original device
+ * before.
+ */
+#ifndef BDSNAP_COW_H
+#define BDSNAP_COW_H
+
+#include <linux/atomic.h>
+#include <linux/blk_types.h>
+#include <linux/kref.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include <bdfilter.h>
+
+#include "compat.h"
+#include "diff_storage.h"
+
+struct bdsnap_snapshot;
+
+/*
+ * Chunk-size tunables, defined and documented in main.c (same rule as the
+ * CBT block size), checked by bdsnap_cow_check_params() at load time.
+ */
+extern unsigned int bdsnap_chunk_min_shift;
+extern unsigned int bdsnap_chunk_max_shift;
+extern unsigned int bdsnap_chunk_max_count;
+
+/* A chunk without an entry in cow->chunks still has its data in place. */
+enum bdsnap_chunk_state {
+	/* The copy work runs; writes to the chunk are held. */
+	BDSNAP_CHUNK_COPYING = 1,
+	/* The original data is in @slot; writes pass. */
+	BDSNAP_CHUNK_COPIED,
+	/* The copy failed and the snapshot is corrupted; writes pass. */
+	BDSNAP_CHUNK_FAILED,
+};
+
+/* A write held until a chunk is copied (from a mempool, no bio field used). */
+struct bdsnap_held_bio {
+	struct bdsnap_held_bio *next;
+	struct bio *bio;
+	sector_t sector;	/* bio start relative to the device */
+};
+
+struct bdsnap_chunk {
+	struct bdsnap_cow *cow;
+	unsigned long index;
+	/*
+	 * enum bdsnap_chunk_state. Written under the xarray lock with
+	 * smp_store_release(); read without it with smp_load_acquire().
+	 */
+	int state;
+	/* Under the xarray lock: writes held on this chunk, oldest first. */
+	struct bdsnap_held_bio *held_head;
+	struct bdsnap_held_bio **held_tail;
+	/* Set before the state becomes COPIED, immutable afterwards. */
+	struct bdsnap_diff_slot slot;
+	struct work_struct work;
+};
+
+struct bdsnap_cow {
+	/*
+	 * References: the snapshot device's, one per queued copy work, one
+	 * per image bio in flight.
+	 */
+	struct kref kref;
+	/* The snapshot, referenced; its storage is embedded in it. */
+	struct bdsnap_snapshot *snap;
+	struct bdsnap_diff_storage *storage;
+
+	dev_t dev;
+	/* The original device, open read only, for the copies' reads. */
+	struct bdfilter_bdev_ref orig;
+	sector_t nr_sectors;		/* size when the snapshot was taken */
+	unsigned int chunk_shift;	/* log2 of the chunk size in bytes */
+	unsigned long chunk_count;
+
+	/*
+	 * Chunk number -> struct bdsnap_chunk, for chunks touched since the
+	 * take. Its spinlock (xa_lock, process context only: no I/O path user
+	 * runs in interrupt context, REQ_NOWAIT bios never take it) guards
+	 * every chunk's state and held list, and @failed.
+	 */
+	struct xarray chunks;
+	/* Set once under the xarray lock; read locklessly by the hook. */
+	bool failed;
+	int error;
+
+	/* Copy works queued or running; @idle_wait is woken at zero. */
+	atomic_t pending;
+	wait_queue_head_t idle_wait;
+	/* Woken whenever a chunk leaves COPYING. */
+	wait_queue_head_t copy_wait;
+
+	atomic64_t chunks_copied;
+};
+
+/* Module-wide setup: SRCU, workqueue, mempools. Process context. */
+int bdsnap_cow_init_module(void);
+void bdsnap_cow_exit_module(void);
+
+/* Check the chunk parameters. Returns 0 or -EINVAL (and logs why). */
+int bdsnap_cow_check_params(void);
+
+/*
+ * Create the COW state of @dev, @nr_sectors long, in @snap (referenced
+ * here), not yet published. Opens the device read only. Process context,
+ * sleeps. Returns the cow or an ERR_PTR (-ENOMEM, -ENODEV, -EFBIG).
+ */
+struct bdsnap_cow *bdsnap_cow_create(struct bdsnap_snapshot *snap, dev_t dev,
+				     sector_t nr_sectors);
+
+void bdsnap_cow_get(struct bdsnap_cow *cow);
+/* Drop a reference; the last one frees chunks and closes the device. */
+void bdsnap_cow_put(struct bdsnap_cow *cow);
+
+/*
+ * The tracker's hook: run @bio, addressed to the device at @sector, through
+ * the cow published in *@slot, if any. Called after the CBT was marked.
+ * Sleeps only for bios without REQ_NOWAIT (mempool_alloc); fails REQ_NOWAIT
+ * bios that would have to wait with BLK_STS_AGAIN. Never fails a bio
+ * otherwise: on an internal error it corrupts the snapshot and passes.
+ */
+enum bdfilter_result bdsnap_cow_filter_bio(struct bdsnap_cow __rcu **slot,
+					   struct bio *bio, sector_t sector);
+
+/*
+ * Start COW for *@slot's device: every write from now on goes through
+ * @cow. Process context. Takes a reference for the slot.
+ */
+void bdsnap_cow_publish(struct bdsnap_cow __rcu **slot, struct bdsnap_cow *cow);
+
+/*
+ * Stop COW: clear *@slot and wait until no hook uses the old cow. Returns
+ * the slot's reference (the cow), or NULL. Process context, sleeps.
+ */
+struct bdsnap_cow *bdsnap_cow_unpublish(struct bdsnap_cow __rcu **slot);
+
+/*
+ * Mark the cow failed with @err (positive errno) and pass every held write
+ * to the original device. Idempotent; the first error is kept. Process
+ * context, sleeps (submits bios). Does not corrupt the snapshot: that is
+ * bdsnap_snapshot_corrupt(), which calls this for every device.
+ */
+void bdsnap_cow_fail(struct bdsnap_cow *cow, int err);
+
+/* Wait until no copy work of @cow is queued or running. Sleeps. */
+void bdsnap_cow_drain(struct bdsnap_cow *cow);
+
+/*
+ * For the image: where chunk @index's snapshot data is. Returns
+ * BDSNAP_CHUNK_COPIED (with *@slot filled), 0 (still on the original
+ * device, or being copied), or -EIO (failed). Never sleeps.
+ */
+int bdsnap_cow_lookup(struct bdsnap_cow *cow, unsigned long index,
+		      struct bdsnap_diff_slot *slot);
+
+/*
+ * For image writes: make sure chunk @index is copied, starting the copy if
+ * needed, and return its slot. Process context, sleeps. Returns 0 or -EIO.
+ */
+int bdsnap_cow_copy_sync(struct bdsnap_cow *cow, unsigned long index,
+			 struct bdsnap_diff_slot *slot);
+
+/*
+ * Read the original device at @sector into @bvec (@nr entries, each within
+ * one page, lengths multiples of the logical block size), past every
+ * filter. For the copy work and the image. Process context, sleeps.
+ * Returns 0 or a negative errno.
+ */
+int bdsnap_cow_read_orig(struct bdsnap_cow *cow, sector_t sector,
+			 const struct bio_vec *bvec, unsigned int nr);
+
+/* Bytes in chunk @index (the last chunk may be short). */
+u32 bdsnap_cow_chunk_bytes(const struct bdsnap_cow *cow, unsigned long index);
+
+#endif /* BDSNAP_COW_H */

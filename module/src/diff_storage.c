@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Difference storage: pieces opened by path, slots handed out to chunks,
+ * growth of regular files, slot I/O through the VFS.
+ *
+ * Locking (outer to inner):
+ *   st->grow_lock (mutex)	adding pieces, growing a piece
+ *     st->alloc_lock (spinlock)	piece list for readers, pieces' pos and
+ *					end, used and total
+ * The snapshot's event queue lock may be taken after dropping alloc_lock,
+ * never under it (events.c keeps its lock innermost anyway).
+ *
+ * The piece list only grows while the storage is open, so a reader holding
+ * alloc_lock, or grow_lock, may walk it; pieces are freed only by
+ * bdsnap_diff_storage_close(), when nobody uses the storage any more.
+ *
+ * Slot I/O calls the file's ->read_iter()/->write_iter() with a synchronous
+ * kiocb and a bvec iterator, the way the loop driver does, and brackets
+ * writes with file_start_write()/file_end_write() itself: vfs_iter_write()
+ * took that freeze protection itself only from 6.7 on, so calling the
+ * method directly behaves the same on every kernel. Data goes through the
+ * page cache (no O_DIRECT: tmpfs has none before 6.6), so the filesystem
+ * allocates and writes its own blocks: nothing is written behind its back.
+ *
+ * Memory and throttling: growth and slot I/O run in works inside
+ * bdsnap_diff_storage_io_begin()/_end(): no reclaim I/O, and dirty
+ * throttling against the storage's device only, so neither reclaim nor
+ * balance_dirty_pages() can make them wait for the writeback of a
+ * snapshotted device, whose writes may be waiting for this very work.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/err.h>
+#include <linux/fcntl.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/kernel.h>
+#include <linux/namei.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/bdsnap.h>
+
+#include "compat.h"
+#include "diff_storage.h"
+#include "events.h"
+
+/*
+ * Bit of io_begin()'s state saying PF_LOCAL_THROTTLE was already set; the
+ * rest is memalloc_noio_save()'s value, which is PF_MEMALLOC_NOIO or 0.
+ */
+#define BDSNAP_STORAGE_IO_LOCAL	0x1U
+
+static struct workqueue_struct *bdsnap_storage_wq;
+
+unsigned int bdsnap_diff_storage_io_begin(void)
+{
+	unsigned int noio = memalloc_noio_save();
+	unsigned int local = current->flags & PF_LOCAL_THROTTLE;
+
+	/* Kworkers are shared: the flag is restored by io_end(). */
+	current->flags |= PF_LOCAL_THROTTLE;
+	return noio | (local ? BDSNAP_STORAGE_IO_LOCAL : 0);
+}
+
+void bdsnap_diff_storage_io_end(unsigned int state)
+{
+	if (!(state & BDSNAP_STORAGE_IO_LOCAL))
+		current->flags &= ~PF_LOCAL_THROTTLE;
+	memalloc_noio_restore(state & ~BDSNAP_STORAGE_IO_LOCAL);
+}
+
+/* Size of the file or device behind @file, in bytes. */
+static loff_t bdsnap_piece_size(struct file *file)
+{
+	/* For a block device node, f_mapping->host is the device's inode. */
+	return i_size_read(file->f_mapping->host);
+}
+
+static void bdsnap_diff_storage_post(struct bdsnap_diff_storage *st, u32 code)
+{
+	struct bdsnap_event_entry e = { .code = code, .limit = st->limit };
+
+	bdsnap_diff_storage_usage(st, &e.used, &e.total);
+	bdsnap_events_post(st->events, &e);
+}
+
+/* Growth: extend the last growable piece by one step. Process context. */
+static void bdsnap_diff_storage_grow_work(struct work_struct *work)
+{
+	struct bdsnap_diff_storage *st =
+		container_of(work, struct bdsnap_diff_storage, grow_work);
+	struct bdsnap_diff_piece *piece, *grow = NULL;
+	unsigned int io = bdsnap_diff_storage_io_begin();
+	loff_t old_end;
+	u64 step = 0;
+	int ret;
+
+	mutex_lock(&st->grow_lock);
+	if (test_bit(BDSNAP_STORAGE_CLOSED, &st->flags))
+		goto out_unlock;
+
+	spin_lock(&st->alloc_lock);
+	list_for_each_entry(piece, &st->pieces, link)
+		if (piece->growable)
+			grow = piece;
+	if (grow && st->total < st->limit)
+		step = min(st->grow_step, st->limit - st->total);
+	spin_unlock(&st->alloc_lock);
+	if (!step) {
+		set_bit(BDSNAP_STORAGE_GROW_FAILED, &st->flags);
+		goto out_unlock;
+	}
+
+	/* Only growth moves a piece's end, and growth holds grow_lock. */
+	old_end = grow->end;
+	ret = vfs_fallocate(grow->file, 0, old_end, step);
+	if (ret) {
+		pr_warn("difference storage: cannot extend a piece from %lld by %llu bytes: %d; it stays at its size\n",
+			old_end, step, ret);
+		set_bit(BDSNAP_STORAGE_GROW_FAILED, &st->flags);
+		goto out_unlock;
+	}
+
+	spin_lock(&st->alloc_lock);
+	grow->end = old_end + step;
+	st->total += step;
+	spin_unlock(&st->alloc_lock);
+	bdsnap_diff_storage_post(st, BDSNAP_EVENT_STORAGE_GROWN);
+
+out_unlock:
+	mutex_unlock(&st->grow_lock);
+	clear_bit(BDSNAP_STORAGE_GROWING, &st->flags);
+	/* Allocators test the bit in their wait condition. */
+	smp_mb__after_atomic();
+	wake_up_all(&st->grow_wait);
+	bdsnap_diff_storage_io_end(io);
+}
+
+int bdsnap_diff_storage_init_module(void)
+{
+	/*
+	 * A rescuer: growth must progress under memory pressure, because
+	 * writers of snapshotted devices (and so writeback) may wait for it.
+	 */
+	bdsnap_storage_wq = alloc_workqueue("bdsnap-storage",
+					    WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
+	return bdsnap_storage_wq ? 0 : -ENOMEM;
+}
+
+void bdsnap_diff_storage_exit_module(void)
+{
+	destroy_workqueue(bdsnap_storage_wq);
+}
+
+void bdsnap_diff_storage_init(struct bdsnap_diff_storage *st, u64 limit,
+			      u64 grow_step, u64 low_space,
+			      struct bdsnap_event_queue *events)
+{
+	mutex_init(&st->grow_lock);
+	spin_lock_init(&st->alloc_lock);
+	INIT_LIST_HEAD(&st->pieces);
+	st->used = 0;
+	st->total = 0;
+	st->limit = limit;
+	st->grow_step = grow_step;
+	st->low_space = low_space;
+	st->flags = 0;
+	INIT_WORK(&st->grow_work, bdsnap_diff_storage_grow_work);
+	init_waitqueue_head(&st->grow_wait);
+	st->events = events;
+}
+
+/* The device a piece's data lands on, or 0 (none: tmpfs and the like). */
+static dev_t bdsnap_piece_backing_dev(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+
+	if (S_ISBLK(inode->i_mode))
+		return inode->i_rdev;
+	if (inode->i_sb->s_bdev)
+		return inode->i_sb->s_bdev->bd_dev;
+	return 0;
+}
+
+/* Whether the piece list holds @dev. Under grow_lock. */
+static bool bdsnap_diff_storage_has_dev(struct bdsnap_diff_storage *st,
+					dev_t dev)
+{
+	struct bdsnap_diff_piece *piece;
+
+	lockdep_assert_held(&st->grow_lock);
+	list_for_each_entry(piece, &st->pieces, link)
+		if (dev && piece->backing_dev == dev)
+			return true;
+	return false;
+}
+
+bool bdsnap_diff_storage_uses_dev(struct bdsnap_diff_storage *st, dev_t dev)
+{
+	bool used;
+
+	mutex_lock(&st->grow_lock);
+	used = bdsnap_diff_storage_has_dev(st, dev);
+	mutex_unlock(&st->grow_lock);
+	return used;
+}
+
+/*
+ * Check an opened piece and size it: a regular file is extended to @bytes
+ * if shorter. Returns the usable size in *@end or a negative errno.
+ */
+static int bdsnap_piece_prepare(struct file *file, u64 bytes, loff_t *end,
+				bool *growable)
+{
+	struct inode *inode = file_inode(file);
+	loff_t size = bdsnap_piece_size(file);
+	int ret;
+
+	if (!file->f_op->read_iter || !file->f_op->write_iter)
+		return -EINVAL;
+
+	if (S_ISBLK(inode->i_mode)) {
+		if (bytes > size)
+			return -EINVAL;
+		*end = bytes ? bytes : size;
+		*growable = false;
+		return *end ? 0 : -EINVAL;
+	}
+	if (!S_ISREG(inode->i_mode))
+		return -EINVAL;
+	if (IS_SWAPFILE(inode))
+		return -ETXTBSY;
+	if (IS_IMMUTABLE(inode) || IS_APPEND(inode))
+		return -EPERM;
+
+	if (bytes > size) {
+		/* Allocated now, so that slot writes cannot meet ENOSPC. */
+		ret = vfs_fallocate(file, 0, size, bytes - size);
+		if (ret)
+			return ret;
+		size = bytes;
+	}
+	*end = bytes ? bytes : size;
+	*growable = true;
+	return 0;
+}
+
+int bdsnap_diff_storage_add_path(struct bdsnap_diff_storage *st,
+				 const char *path, u64 bytes,
+				 const dev_t *excluded, unsigned int nr_excluded)
+{
+	struct bdsnap_diff_piece *piece;
+	struct file *file;
+	unsigned int i;
+	int flags = O_RDWR | O_LARGEFILE | O_NOATIME;
+	struct path kpath;
+	int ret;
+
+	if (bytes > LLONG_MAX)
+		return -EINVAL;
+
+	/* A block device is claimed exclusively: nobody else may write it. */
+	ret = kern_path(path, LOOKUP_FOLLOW, &kpath);
+	if (ret)
+		return ret;
+	if (S_ISBLK(d_inode(kpath.dentry)->i_mode))
+		flags |= O_EXCL;
+	path_put(&kpath);
+
+	piece = kzalloc(sizeof(*piece), GFP_KERNEL);
+	if (!piece)
+		return -ENOMEM;
+
+	file = filp_open(path, flags, 0);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto err_free;
+	}
+	piece->file = file;
+	piece->backing_dev = bdsnap_piece_backing_dev(file);
+	for (i = 0; i < nr_excluded; i++) {
+		if (piece->backing_dev && piece->backing_dev == excluded[i]) {
+			ret = -EXDEV;
+			goto err_close;
+		}
+	}
+
+	mutex_lock(&st->grow_lock);
+	if (test_bit(BDSNAP_STORAGE_CLOSED, &st->flags)) {
+		ret = -ENOENT;
+		goto err_unlock;
+	}
+	ret = bdsnap_piece_prepare(file, bytes, &piece->end,
+				   &piece->growable);
+	if (ret)
+		goto err_unlock;
+
+	spin_lock(&st->alloc_lock);
+	list_add_tail(&piece->link, &st->pieces);
+	st->total += piece->end;
+	spin_unlock(&st->alloc_lock);
+	/* New room: a later shortage may report low space again. */
+	clear_bit(BDSNAP_STORAGE_LOW_SENT, &st->flags);
+	mutex_unlock(&st->grow_lock);
+	/* Allocators waiting for growth may use the new piece. */
+	wake_up_all(&st->grow_wait);
+	return 0;
+
+err_unlock:
+	mutex_unlock(&st->grow_lock);
+err_close:
+	filp_close(file, NULL);
+err_free:
+	kfree(piece);
+	return ret;
+}
+
+/*
+ * Take a slot from the first piece with room. Under alloc_lock. Returns
+ * true if one was found.
+ */
+static bool bdsnap_diff_storage_take(struct bdsnap_diff_storage *st,
+				     u32 size, struct bdsnap_diff_slot *slot)
+{
+	struct bdsnap_diff_piece *piece;
+
+	lockdep_assert_held(&st->alloc_lock);
+	list_for_each_entry(piece, &st->pieces, link) {
+		loff_t pos = round_up(piece->pos, (loff_t)size);
+
+		if (pos + size > piece->end)
+			continue;
+		piece->pos = pos + size;
+		st->used += size;
+		slot->piece = piece;
+		slot->pos = pos;
+		return true;
+	}
+	return false;
+}
+
+int bdsnap_diff_storage_alloc_slot(struct bdsnap_diff_storage *st, u32 size,
+				   struct bdsnap_diff_slot *slot)
+{
+	bool found, can_grow, low;
+	u64 free;
+
+	for (;;) {
+		spin_lock(&st->alloc_lock);
+		found = bdsnap_diff_storage_take(st, size, slot);
+		free = st->total - st->used;
+		can_grow = st->limit && st->total < st->limit &&
+			   !test_bit(BDSNAP_STORAGE_GROW_FAILED, &st->flags) &&
+			   !test_bit(BDSNAP_STORAGE_CLOSED, &st->flags);
+		spin_unlock(&st->alloc_lock);
+
+		low = free < st->low_space;
+		if (low && !test_and_set_bit(BDSNAP_STORAGE_LOW_SENT, &st->flags))
+			bdsnap_diff_storage_post(st, BDSNAP_EVENT_LOW_SPACE);
+		else if (!low)
+			clear_bit(BDSNAP_STORAGE_LOW_SENT, &st->flags);
+
+		/* Grow ahead of need, and always when nothing fits. */
+		if (can_grow && (!found || free < st->grow_step) &&
+		    !test_and_set_bit(BDSNAP_STORAGE_GROWING, &st->flags))
+			queue_work(bdsnap_storage_wq, &st->grow_work);
+
+		if (found)
+			return 0;
+		if (!can_grow)
+			return -ENOSPC;
+		wait_event(st->grow_wait,
+			   !test_bit(BDSNAP_STORAGE_GROWING, &st->flags));
+	}
+}
+
+static int bdsnap_diff_storage_rw(const struct bdsnap_diff_slot *slot,
+				  u32 offset, const struct bio_vec *bvec,
+				  unsigned int nr_bvec, size_t len, bool write)
+{
+	struct file *file = slot->piece->file;
+	struct iov_iter iter;
+	struct kiocb kiocb;
+	ssize_t ret;
+
+	iov_iter_bvec(&iter, write ? BDSNAP_ITER_SOURCE : BDSNAP_ITER_DEST,
+		      bvec, nr_bvec, len);
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = slot->pos + offset;
+
+	if (write) {
+		file_start_write(file);
+		ret = file->f_op->write_iter(&kiocb, &iter);
+		file_end_write(file);
+	} else {
+		ret = file->f_op->read_iter(&kiocb, &iter);
+	}
+	if (ret < 0)
+		return ret;
+	return ret == len ? 0 : -EIO;
+}
+
+int bdsnap_diff_storage_write_slot(const struct bdsnap_diff_slot *slot,
+				   u32 offset, const struct bio_vec *bvec,
+				   unsigned int nr_bvec, size_t len)
+{
+	return bdsnap_diff_storage_rw(slot, offset, bvec, nr_bvec, len, true);
+}
+
+int bdsnap_diff_storage_read_slot(const struct bdsnap_diff_slot *slot,
+				  u32 offset, const struct bio_vec *bvec,
+				  unsigned int nr_bvec, size_t len)
+{
+	return bdsnap_diff_storage_rw(slot, offset, bvec, nr_bvec, len, false);
+}
+
+int bdsnap_diff_storage_sync(struct bdsnap_diff_storage *st)
+{
+	struct bdsnap_diff_piece *piece;
+	int ret = 0;
+
+	/* grow_lock: the list may be walked while pieces are added. */
+	mutex_lock(&st->grow_lock);
+	list_for_each_entry(piece, &st->pieces, link) {
+		int err = vfs_fsync(piece->file, 1);
+
+		if (err && !ret)
+			ret = err;
+	}
+	mutex_unlock(&st->grow_lock);
+	return ret;
+}
+
+void bdsnap_diff_storage_usage(struct bdsnap_diff_storage *st, u64 *used,
+			       u64 *total)
+{
+	spin_lock(&st->alloc_lock);
+	*used = st->used;
+	*total = st->total;
+	spin_unlock(&st->alloc_lock);
+}
+
+void bdsnap_diff_storage_close(struct bdsnap_diff_storage *st)
+{
+	struct bdsnap_diff_piece *piece, *next;
+
+	mutex_lock(&st->grow_lock);
+	set_bit(BDSNAP_STORAGE_CLOSED, &st->flags);
+	mutex_unlock(&st->grow_lock);
+	/* A queued growth sees CLOSED and only clears GROWING. */
+	flush_work(&st->grow_work);
+	wake_up_all(&st->grow_wait);
+
+	list_for_each_entry_safe(piece, next, &st->pieces, link) {
+		list_del(&piece->link);
+		filp_close(piece->file, NULL);
+		kfree(piece);
+	}
+	mutex_destroy(&st->grow_lock);
+}
