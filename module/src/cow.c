@@ -214,9 +214,29 @@ out_unlock:
 }
 
 /*
- * Hold @held on the first chunk of its bio that is not copied. Returns
- * true if it is held now, false if it may be submitted (all chunks copied,
- * or the cow failed). Process context; may sleep.
+ * Start the copies of the chunks @first..@last that have none yet. A bio
+ * that covers several chunks is held on one at a time: without this, its
+ * chunks would be copied one after the other. Process context; may sleep.
+ */
+static void bdsnap_cow_start_range(struct bdsnap_cow *cow,
+				   unsigned long first, unsigned long last)
+{
+	unsigned long i;
+
+	for (i = first; i <= last; i++) {
+		if (xa_load(&cow->chunks, i))
+			continue;
+		if (!bdsnap_cow_get_chunk_locked(cow, i))
+			return;	/* failed: nothing to copy any more */
+		xa_unlock(&cow->chunks);
+	}
+}
+
+/*
+ * Hold @held on the first chunk of its bio that is not copied, and start
+ * the copies of its later chunks. Returns true if it is held now, false if
+ * it may be submitted (all chunks copied, or the cow failed). Process
+ * context; may sleep.
  */
 static bool bdsnap_cow_hold(struct bdsnap_cow *cow,
 			    struct bdsnap_held_bio *held)
@@ -244,6 +264,9 @@ static bool bdsnap_cow_hold(struct bdsnap_cow *cow,
 		*chunk->held_tail = held;
 		chunk->held_tail = &held->next;
 		xa_unlock(&cow->chunks);
+		/* @held may be released from here on: use locals only. */
+		if (i < last)
+			bdsnap_cow_start_range(cow, i + 1, last);
 		return true;
 	}
 	return false;

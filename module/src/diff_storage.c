@@ -276,6 +276,9 @@ int bdsnap_diff_storage_add_path(struct bdsnap_diff_storage *st,
 	file = filp_open(path, flags, 0);
 	if (IS_ERR(file)) {
 		ret = PTR_ERR(file);
+		/* A directory is "not a file or block device", like a pipe. */
+		if (ret == -EISDIR)
+			ret = -EINVAL;
 		goto err_free;
 	}
 	piece->file = file;

@@ -204,8 +204,8 @@ int bdsnap_tracker_attach(dev_t dev, bool filter_only)
 	if (busy)
 		return -EBUSY;
 	ret = bdsnap_tracker_disk_of(dev, &disk_dev);
-	if (ret)
-		return ret;
+	if (ret)	/* no such device: -ENODEV, as the ABI says */
+		return ret == -ENXIO ? -ENODEV : ret;
 	/* See bdsnap_tracker_has_sibling(); ctl.c serialises with ADD. */
 	if (bdsnap_tracker_has_sibling(dev, disk_dev, bdsnap_snapshot_uses_dev))
 		return -EBUSY;

@@ -99,7 +99,8 @@ pub fn image(
     Ok(image)
 }
 
-fn scaled(accel: Accel, d: Duration) -> Duration {
+/// A timeout scaled for the accelerator (TCG is slower than KVM).
+pub(crate) fn scaled(accel: Accel, d: Duration) -> Duration {
     d.mul_f64(accel.timeout_scale())
 }
 
@@ -161,9 +162,10 @@ pub struct ScenarioRun {
     pub dmesg: String,
 }
 
-struct VmGuest<'a> {
-    vm: &'a mut Vm,
-    accel: Accel,
+/// The scenario engine's view of a booted VM (also used by `bench`).
+pub(crate) struct VmGuest<'a> {
+    pub(crate) vm: &'a mut Vm,
+    pub(crate) accel: Accel,
 }
 
 impl Guest for VmGuest<'_> {

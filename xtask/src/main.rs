@@ -1,5 +1,6 @@
 //! `cargo xtask`: the one entry point for building, testing and benchmarking bdsnap.
 
+mod bench;
 mod guest;
 mod hostdeps;
 mod prepare;
@@ -47,6 +48,10 @@ enum Cmd {
     },
     /// Build the module, boot every kernel in QEMU, run the scenarios, write results/<run>/.
     Test(test::TestArgs),
+    /// Measure what the filter, tracking and snapshots cost against the raw device and
+    /// dm-snapshot: one VM per kernel, every configuration interleaved and repeated; writes
+    /// results/bench-<run>/ with bench.json, report.md and SVG charts.
+    Bench(bench::BenchArgs),
     /// Check the module sources with the kernel's checkpatch.pl (from the newest suite's
     /// linux-source package); fails on any error or warning.
     Checkpatch {
@@ -99,6 +104,13 @@ fn main() -> Result<()> {
                 .status()?;
             if !status.success() {
                 anyhow::bail!("checkpatch found problems in module/");
+            }
+            Ok(())
+        }
+        Cmd::Bench(args) => {
+            let ok = bench::run(&root, args)?;
+            if !ok {
+                std::process::exit(1);
             }
             Ok(())
         }

@@ -226,6 +226,7 @@ mod tests {
             exit: Some(0),
             duration_ms: 1,
             verdict,
+            fio: Vec::new(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Plain files of a run: `summary.json` and the per-case directory
 //! `results/<run>/<kernel>/<scenario>/` with `console.log`, `dmesg.txt`, `steps.json` and
-//! `commands.log`.
+//! `commands.log`, plus each fio step's JSON report (`fio-stepNN.json`).
 
 use crate::model::{CaseResult, RunSummary};
 use crate::ReportError;
@@ -48,7 +48,18 @@ pub fn write_case_dir(
         &dir.join("commands.log"),
         render_commands_log(case).as_bytes(),
     )?;
+    for step in case.outcome.iter().flat_map(|o| &o.steps) {
+        if step.kind == "fio" && !step.stdout.is_empty() {
+            write_file(&dir.join(fio_report_name(step)), step.stdout.as_bytes())?;
+        }
+    }
     Ok(dir)
+}
+
+/// The file a fio step's JSON report is kept in, inside its case directory:
+/// `fio-step03.json`.
+pub fn fio_report_name(step: &StepRecord) -> String {
+    format!("fio-step{:02}.json", step.index)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {

@@ -21,6 +21,7 @@ fn step(index: usize, action: &str, exit: i32, verdict: Verdict) -> StepRecord {
         exit: Some(exit),
         duration_ms: 100 * index as u64,
         verdict,
+        fio: Vec::new(),
     }
 }
 
@@ -398,6 +399,42 @@ fn case_directory_holds_logs_steps_and_transcript() {
     assert!(log.contains("exit: 3  duration: 200 ms  verdict: FAIL: exit 3, expected 0"));
     assert!(log.contains("--- stderr ---\ncat: /dev/x: No such device"));
     assert!(log.contains("verdict: skipped"));
+}
+
+#[test]
+fn fio_steps_leave_their_json_report_in_the_case_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fio = step(2, "fio --output-format=json+ --name=w", 0, Verdict::Pass);
+    fio.kind = "fio".into();
+    fio.stdout = "{\"fio version\" : \"fio-3.33\", \"jobs\" : []}\n".into();
+    let mut empty = step(
+        3,
+        "fio --name=x",
+        1,
+        Verdict::Fail("fio exited with status 1".into()),
+    );
+    empty.kind = "fio".into();
+    empty.stdout = String::new();
+    let c = case(
+        "6.1",
+        "bench",
+        vec![
+            step(1, "modprobe bdsnap", 0, Verdict::Pass),
+            fio.clone(),
+            empty,
+        ],
+    );
+    let case_dir = write_case_dir(dir.path(), &c, "", "").unwrap();
+    assert_eq!(bdsnap_report::fio_report_name(&fio), "fio-step02.json");
+    assert_eq!(
+        std::fs::read_to_string(case_dir.join("fio-step02.json")).unwrap(),
+        fio.stdout
+    );
+    assert!(!case_dir.join("fio-step01.json").exists());
+    assert!(
+        !case_dir.join("fio-step03.json").exists(),
+        "no report, no file"
+    );
 }
 
 #[test]

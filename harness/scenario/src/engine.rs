@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::{Action, RunStep, Scenario, Step};
+use crate::model::{Action, FioStep, RunStep, Scenario, Step};
 use crate::outcome::{ScenarioOutcome, StepRecord, Verdict};
 
 /// How long a `run` step may take when it says nothing, before scaling.
@@ -99,6 +99,7 @@ pub fn run(
         } else {
             match &step.action {
                 Action::Run(run) => run_step(run, guest, &env, scale, remaining, &mut record),
+                Action::Fio(fio) => fio_step(fio, guest, &env, scale, remaining, &mut record),
                 Action::Unplug(unplug) => {
                     let begun = Instant::now();
                     let result = guest.unplug(&unplug.disk);
@@ -130,6 +131,7 @@ fn blank_record(index: usize, step: &Step) -> StepRecord {
         exit: None,
         duration_ms: 0,
         verdict: Verdict::Skipped,
+        fio: Vec::new(),
     }
 }
 
@@ -158,6 +160,54 @@ fn run_step(
         Verdict::Pass
     } else {
         Verdict::Fail(mismatches.join("; "))
+    }
+}
+
+/// Runs a fio job; passes when fio exits 0 with a report whose jobs have no error. The JSON
+/// report stays in the record's stdout (the evidence) and its figures go to `record.fio`.
+fn fio_step(
+    fio: &FioStep,
+    guest: &mut dyn Guest,
+    env: &[(String, String)],
+    scale: f64,
+    remaining_budget: Option<Duration>,
+    record: &mut StepRecord,
+) -> Verdict {
+    let mut timeout = fio.timeout().mul_f64(scale);
+    if let Some(remaining) = remaining_budget {
+        timeout = timeout.min(remaining);
+    }
+    let result = match guest.exec(&fio.job.command(), env, timeout) {
+        Ok(result) => result,
+        Err(err) => return Verdict::Fail(format!("guest: {err}")),
+    };
+    record.duration_ms = millis(result.duration);
+    record.exit = Some(result.exit);
+    record.stdout = result.stdout;
+    record.stderr = result.stderr;
+    if result.exit != 0 {
+        let why = record.stderr.lines().last().unwrap_or("").to_string();
+        return Verdict::Fail(format!("fio exited with status {}: {why}", result.exit));
+    }
+    let origin = format!("step {} (fio {})", record.index, fio.job.name);
+    match bdsnap_fio::FioOutput::parse(&record.stdout, &origin) {
+        Err(err) => Verdict::Fail(err.to_string()),
+        Ok(report) => {
+            record.fio = report.summaries();
+            let failed = report.failed_jobs();
+            if failed.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail(format!(
+                    "fio reported errors: {}",
+                    failed
+                        .iter()
+                        .map(|(job, code)| format!("job {job}: error {code}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
     }
 }
 

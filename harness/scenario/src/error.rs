@@ -25,6 +25,8 @@ pub enum ErrorKind {
     /// A step has no action key, several, or an option its action does not take.
     StepShape,
     ExitStatus,
+    /// A fio step's job is impossible: unknown mode, bad block size, queue depth, ...
+    FioJob,
     /// Two files in one directory declare the same scenario name.
     DuplicateScenario,
 }

@@ -15,13 +15,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Diagnostic, ErrorKind, LoadErrors, ScenarioError};
 use crate::located::{FieldPath, LocatedDocument, Location};
 use crate::model::{
-    Action, Bus, Disk, ExitExpect, Expect, ExpectFailure, Kernels, RunStep, Scenario, Step,
-    UnplugStep,
+    Action, Bus, Disk, ExitExpect, Expect, ExpectFailure, FioStep, Kernels, RunStep, Scenario,
+    Step, UnplugStep,
 };
-use crate::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, FioSize, HumanDuration};
+use bdsnap_fio::{FioJob, RwMode, RW_MODES};
 
 /// The keys that choose what a step does; exactly one per step.
-pub const ACTION_KEYS: &[&str] = &["run", "unplug"];
+pub const ACTION_KEYS: &[&str] = &["run", "unplug", "fio"];
 
 const MAX_DISK_NAME: usize = 16;
 
@@ -75,7 +76,7 @@ struct RawDisk {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a step: a mapping with one action key (run, unplug) and its options"
+    expecting = "a step: a mapping with one action key (run, unplug, fio) and its options"
 )]
 struct RawStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,9 +84,42 @@ struct RawStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unplug: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    fio: Option<RawFio>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     expect: Option<RawExpect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<HumanDuration>,
+}
+
+/// A fio job as written in a step; checked by [`FioJob::problems`] once parsed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a fio job: a mapping with name, rw, bs, size, filename and optional iodepth, \
+                 runtime, time_based, ramp_time, ioengine, direct, rwmixread, numjobs"
+)]
+struct RawFio {
+    name: String,
+    rw: String,
+    bs: FioSize,
+    size: FioSize,
+    filename: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iodepth: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    runtime: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    time_based: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ramp_time: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ioengine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    direct: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rwmixread: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    numjobs: Option<u32>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -517,10 +551,14 @@ fn validate(
 
 /// Picks the step's single action and checks that its options belong to it.
 fn step_from_raw(raw: RawStep, path: &FieldPath, checker: &mut Checker<'_>) -> Option<Action> {
-    let present: Vec<&str> = [("run", raw.run.is_some()), ("unplug", raw.unplug.is_some())]
-        .into_iter()
-        .filter_map(|(key, set)| set.then_some(key))
-        .collect();
+    let present: Vec<&str> = [
+        ("run", raw.run.is_some()),
+        ("unplug", raw.unplug.is_some()),
+        ("fio", raw.fio.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
     match present.as_slice() {
         [] => {
             checker.report(
@@ -592,7 +630,75 @@ fn step_from_raw(raw: RawStep, path: &FieldPath, checker: &mut Checker<'_>) -> O
         }
         return Some(Action::Unplug(UnplugStep { disk }));
     }
+
+    if let Some(fio) = raw.fio {
+        if raw.expect.is_some() {
+            checker.report(
+                &path.key("expect"),
+                ErrorKind::StepShape,
+                "`expect` belongs to run steps; a fio step passes when fio exits 0 with a \
+                 report and no job error"
+                    .to_string(),
+            );
+        }
+        let job = fio_job_from_raw(fio, &path.key("fio"), checker)?;
+        return Some(Action::Fio(FioStep {
+            job,
+            timeout: raw.timeout.map(|t| t.0),
+        }));
+    }
     None
+}
+
+/// Builds the job and reports each of its problems at its own field.
+fn fio_job_from_raw(raw: RawFio, path: &FieldPath, checker: &mut Checker<'_>) -> Option<FioJob> {
+    let Some(rw) = RwMode::from_name(&raw.rw) else {
+        checker.report(
+            &path.key("rw"),
+            ErrorKind::FioJob,
+            format!(
+                "rw {:?} is not a fio mode (one of {})",
+                raw.rw,
+                RW_MODES
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        return None;
+    };
+    let rwmixread = match raw.rwmixread {
+        None => None,
+        Some(p) if p <= 100 => u8::try_from(p).ok(),
+        Some(p) => {
+            checker.report(
+                &path.key("rwmixread"),
+                ErrorKind::FioJob,
+                format!("rwmixread {p} is not a percentage (0..100)"),
+            );
+            None
+        }
+    };
+    let job = FioJob {
+        name: raw.name,
+        rw,
+        bs: raw.bs.0,
+        iodepth: raw.iodepth.unwrap_or(1),
+        size: raw.size.0,
+        runtime: raw.runtime.map(|t| t.0),
+        time_based: raw.time_based,
+        ramp_time: raw.ramp_time.map(|t| t.0),
+        filename: raw.filename,
+        ioengine: raw.ioengine.unwrap_or_else(|| "libaio".to_string()),
+        direct: raw.direct.unwrap_or(true),
+        rwmixread,
+        numjobs: raw.numjobs.unwrap_or(1),
+    };
+    for (field, message) in job.problems() {
+        checker.report(&path.key(field), ErrorKind::FioJob, message);
+    }
+    Some(job)
 }
 
 /// Every disk a step names must be declared; a disk can be unplugged only once.
@@ -617,6 +723,21 @@ fn check_disk_use(
                 if !declared.contains(&disk.as_str()) && seen.insert(disk.clone()) {
                     checker.report(
                         &path.key("run"),
+                        ErrorKind::UndeclaredDisk,
+                        format!(
+                            "{variable} refers to disk {disk:?}, which is not declared in disks ({})",
+                            declared_list()
+                        ),
+                    );
+                }
+            }
+        }
+        Action::Fio(fio) => {
+            let mut seen = HashSet::new();
+            for (variable, disk) in disk_references(&fio.job.filename) {
+                if !declared.contains(&disk.as_str()) && seen.insert(disk.clone()) {
+                    checker.report(
+                        &path.key("fio").key("filename"),
                         ErrorKind::UndeclaredDisk,
                         format!(
                             "{variable} refers to disk {disk:?}, which is not declared in disks ({})",
@@ -721,6 +842,28 @@ impl RawStep {
                 unplug: Some(unplug.disk.clone()),
                 ..RawStep::default()
             },
+            Action::Fio(fio) => {
+                let job = &fio.job;
+                RawStep {
+                    fio: Some(RawFio {
+                        name: job.name.clone(),
+                        rw: job.rw.as_str().to_string(),
+                        bs: FioSize(job.bs),
+                        size: FioSize(job.size),
+                        filename: job.filename.clone(),
+                        iodepth: Some(job.iodepth),
+                        runtime: job.runtime.map(HumanDuration),
+                        time_based: job.time_based,
+                        ramp_time: job.ramp_time.map(HumanDuration),
+                        ioengine: Some(job.ioengine.clone()),
+                        direct: Some(job.direct),
+                        rwmixread: job.rwmixread.map(u32::from),
+                        numjobs: Some(job.numjobs),
+                    }),
+                    timeout: fio.timeout.map(HumanDuration),
+                    ..RawStep::default()
+                }
+            }
         }
     }
 }

@@ -101,12 +101,36 @@ pub struct UnplugStep {
     pub disk: String,
 }
 
+/// A fio job run in the guest; its JSON report is kept with the step and parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FioStep {
+    pub job: bdsnap_fio::FioJob,
+    /// Unscaled; `None` means the engine's default for the job (see [`FioStep::timeout`]).
+    pub timeout: Option<Duration>,
+}
+
+impl FioStep {
+    /// How long the step may take before scaling: what the scenario says, or for a job with a
+    /// runtime twice that plus a minute, and never less than the engine's default.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or_else(|| {
+            let expected = self
+                .job
+                .expected_duration()
+                .map(|d| d * 2 + Duration::from_secs(60))
+                .unwrap_or_default();
+            expected.max(crate::engine::DEFAULT_STEP_TIMEOUT)
+        })
+    }
+}
+
 /// What a step does. Each variant is one action key in YAML; new kinds of step (tracker,
-/// snapshot, checksum, fio) are new variants plus a field in the raw step in `load.rs`.
+/// snapshot, checksum) are new variants plus a field in the raw step in `load.rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Run(RunStep),
     Unplug(UnplugStep),
+    Fio(FioStep),
 }
 
 impl Action {
@@ -115,6 +139,7 @@ impl Action {
         match self {
             Action::Run(_) => "run",
             Action::Unplug(_) => "unplug",
+            Action::Fio(_) => "fio",
         }
     }
 
@@ -123,6 +148,7 @@ impl Action {
         match self {
             Action::Run(run) => run.command.clone(),
             Action::Unplug(unplug) => format!("unplug {}", unplug.disk),
+            Action::Fio(fio) => fio.job.command(),
         }
     }
 }

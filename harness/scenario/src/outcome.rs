@@ -29,6 +29,9 @@ pub struct StepRecord {
     pub exit: Option<i32>,
     pub duration_ms: u64,
     pub verdict: Verdict,
+    /// For fio steps: the report's figures per job (fio's whole JSON is `stdout`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fio: Vec<bdsnap_fio::JobSummary>,
 }
 
 /// The result of one scenario on one kernel, before the console was judged.

@@ -132,6 +132,70 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// Parses a fio block or region size: everything [`parse_size`] takes, and fio's own
+/// one-letter suffixes `k`, `m`, `g` (either case), which fio reads as binary units by default
+/// (`4k` is 4096 bytes). Two-letter decimal-looking units (`KB`, `MB`) stay refused.
+pub fn parse_fio_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let Some(last) = trimmed.chars().last() else {
+        return parse_size(text);
+    };
+    let shift = match last {
+        'k' | 'K' => 10,
+        'm' | 'M' => 20,
+        'g' | 'G' => 30,
+        _ => return parse_size(text),
+    };
+    let number = &trimmed[..trimmed.len() - 1];
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+        return parse_size(text);
+    }
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("size {text:?} is too large"))?;
+    let bytes = value
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("size {text:?} must be larger than zero"));
+    }
+    Ok(bytes)
+}
+
+/// A fio size in bytes, read from YAML with [`parse_fio_size`]; written back like a disk size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FioSize(pub u64);
+
+impl<'de> Deserialize<'de> for FioSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = FioSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as 4k, 4KiB, 1MiB or a number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FioSize, E> {
+                parse_fio_size(&v.to_string())
+                    .map(FioSize)
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FioSize, E> {
+                Err(E::custom(format!("size {v} must be larger than zero")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FioSize, E> {
+                parse_fio_size(v).map(FioSize).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+impl Serialize for FioSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_size(self.0))
+    }
+}
+
 /// A disk size in bytes, read from YAML with [`parse_size`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
@@ -225,6 +289,24 @@ mod tests {
             .unwrap_err()
             .contains("too large"));
         assert!(parse_size("17179869184TiB")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn fio_sizes() {
+        assert_eq!(parse_fio_size("4k"), Ok(4096));
+        assert_eq!(parse_fio_size("4K"), Ok(4096));
+        assert_eq!(parse_fio_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_fio_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_fio_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_fio_size("4096"), Ok(4096));
+        assert!(parse_fio_size("4KB").unwrap_err().contains("binary units"));
+        assert!(parse_fio_size("0k")
+            .unwrap_err()
+            .contains("larger than zero"));
+        assert!(parse_fio_size("k").is_err());
+        assert!(parse_fio_size("99999999999999999999k")
             .unwrap_err()
             .contains("too large"));
     }

@@ -267,3 +267,75 @@ fn missing_disk_node_fails_before_running_anything() {
     assert!(guest.calls.is_empty());
     assert_eq!(outcome.steps.len(), 5);
 }
+
+const FIO_SCENARIO: &str = "\
+name: fio
+disks:
+  - {name: data, size: 64MiB}
+steps:
+  - fio: {name: randwrite-qd1, rw: randwrite, bs: 4k, size: 16MiB, filename: \"$DISK_data\", runtime: 100s}
+  - run: echo after
+";
+
+fn fio_fixture() -> String {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fio/tests/fixtures/randwrite-qd1.json");
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn fio_scenario() -> (Scenario, String) {
+    let sc = load_str(FIO_SCENARIO, Path::new("fio.yaml"), &["6.1"]).unwrap();
+    let bdsnap_scenario::Action::Fio(fio) = &sc.steps[0].action else {
+        panic!()
+    };
+    let command = fio.job.command();
+    (sc, command)
+}
+
+#[test]
+fn fio_step_keeps_the_report_and_its_figures() {
+    let (sc, command) = fio_scenario();
+    assert!(command.contains("--filename=\"$DISK_data\""), "{command}");
+    let mut guest = FakeGuest::default().reply(&command, 0, &fio_fixture(), "");
+    let outcome = run(&sc, &mut guest, &disk_env(), 2.0);
+    assert!(outcome.passed(), "{outcome:#?}");
+    let step = &outcome.steps[0];
+    assert_eq!(step.kind, "fio");
+    assert_eq!(step.action, command);
+    assert!(step.stdout.contains("\"fio version\""));
+    assert_eq!(step.fio.len(), 1);
+    assert_eq!(step.fio[0].name, "randwrite-qd1");
+    assert!(step.fio[0].write.as_ref().is_some_and(|w| w.iops > 0.0));
+    // 100 s of runtime: twice that plus a minute, doubled by the scale.
+    assert_eq!(guest.timeouts[0], Duration::from_secs(520));
+    assert_eq!(guest.calls[1], "echo after");
+}
+
+#[test]
+fn fio_failures_fail_the_step() {
+    let (sc, command) = fio_scenario();
+    let mut guest =
+        FakeGuest::default().reply(&command, 1, "", "fio: file:filesetup.c: no such file\n");
+    let outcome = run(&sc, &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        outcome.steps[0].verdict,
+        Verdict::Fail("fio exited with status 1: fio: file:filesetup.c: no such file".into())
+    );
+    assert_eq!(outcome.steps[1].verdict, Verdict::Skipped);
+
+    let mut guest = FakeGuest::default().reply(&command, 0, "{\"jobs\": [", "");
+    let outcome = run(&sc, &mut guest, &disk_env(), 1.0);
+    let Verdict::Fail(why) = &outcome.steps[0].verdict else {
+        panic!("{outcome:#?}")
+    };
+    assert!(why.starts_with("step 1 (fio randwrite-qd1):1:"), "{why}");
+
+    let failed = fio_fixture().replacen("\"error\" : 0", "\"error\" : 5", 1);
+    assert_ne!(failed, fio_fixture(), "the fixture's error field moved");
+    let mut guest = FakeGuest::default().reply(&command, 0, &failed, "");
+    let outcome = run(&sc, &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        outcome.steps[0].verdict,
+        Verdict::Fail("fio reported errors: job randwrite-qd1: error 5".into())
+    );
+}

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bdsnap_scenario::{
-    load, load_dir, load_str, Action, Bus, ErrorKind, ExitExpect, Kernels, LoadErrors, Scenario,
+    bdsnap_fio::RwMode, load, load_dir, load_str, Action, Bus, ErrorKind, ExitExpect, Kernels,
+    LoadErrors, Scenario,
 };
 
 const KERNELS: [&str; 4] = ["5.10", "6.1", "6.12", "7.2"];
@@ -128,7 +129,7 @@ fn unknown_field() {
     assert_eq!(
         only_error(&text),
         "scenarios/t.yaml:17:5: steps[3].retries: unknown field `retries`, expected one of \
-         `run`, `unplug`, `expect`, `timeout`"
+         `run`, `unplug`, `fio`, `expect`, `timeout`"
     );
     let text = VALID.replace("{exit: 0}", "{exit: 0, stdot: x}");
     assert_eq!(
@@ -305,7 +306,7 @@ fn step_shapes() {
     let text = VALID.replace("  - unplug: data\n", "  - timeout: 3s\n");
     assert_eq!(
         only_error(&text),
-        "scenarios/t.yaml:13:5: steps[2]: a step needs one action key: one of run, unplug"
+        "scenarios/t.yaml:13:5: steps[2]: a step needs one action key: one of run, unplug, fio"
     );
     let text = VALID.replace("  - unplug: data\n", "  - unplug: data\n    timeout: 3s\n");
     assert_eq!(
@@ -449,4 +450,110 @@ fn repository_scenarios_are_valid() {
     let selftests = load_dir(&dir.join("selftest"), &KERNELS).unwrap_or_else(|e| panic!("{e}"));
     assert!(selftests.len() >= 2);
     assert!(selftests.iter().all(|s| s.expect_failure.is_some()));
+}
+
+/// VALID with a fio step in place of the unplug (line 13).
+fn with_fio(job: &str) -> String {
+    VALID.replace("  - unplug: data\n", &format!("  - fio: {job}\n"))
+}
+
+const FIO: &str = "{name: qd1, rw: randrw, bs: 4k, size: 64MiB, filename: \"$DISK_data\", \
+                   iodepth: 32, runtime: 5s, time_based: true, rwmixread: 70}";
+
+#[test]
+fn fio_step_loads_with_defaults() {
+    let s = load_str(&with_fio(FIO), Path::new(FILE), &KERNELS).unwrap();
+    let Action::Fio(fio) = &s.steps[2].action else {
+        panic!("{:?}", s.steps[2].action)
+    };
+    let job = &fio.job;
+    assert_eq!(
+        (job.rw, job.bs, job.size, job.iodepth, job.rwmixread),
+        (RwMode::RandRw, 4096, 64 << 20, 32, Some(70))
+    );
+    assert_eq!(job.runtime, Some(Duration::from_secs(5)));
+    assert!(job.time_based && job.direct);
+    assert_eq!((job.ioengine.as_str(), job.numjobs), ("libaio", 1));
+    assert_eq!(s.steps[2].action.kind(), "fio");
+    assert!(s.steps[2]
+        .action
+        .describe()
+        .starts_with("fio --output-format=json+ --lat_percentiles=1 --name=qd1 "));
+    // 5 s of runtime: twice that plus a minute is still below the 120 s default.
+    assert_eq!(fio.timeout(), Duration::from_secs(120));
+
+    let minimal = with_fio("{name: r, rw: read, bs: 1MiB, size: 1m, filename: /dev/vdb}");
+    let s = load_str(&minimal, Path::new(FILE), &KERNELS).unwrap();
+    let Action::Fio(fio) = &s.steps[2].action else {
+        panic!()
+    };
+    assert_eq!((fio.job.iodepth, fio.job.runtime), (1, None));
+}
+
+#[test]
+fn fio_step_round_trips() {
+    let text = with_fio(FIO).replace(
+        "  - fio: {",
+        "  - timeout: 90s\n    fio: {ramp_time: 1500ms, direct: false, numjobs: 2, ioengine: psync, ",
+    );
+    let first = load_str(&text, Path::new(FILE), &KERNELS).unwrap();
+    let yaml = first.to_yaml().unwrap();
+    let second = load_str(&yaml, Path::new(FILE), &KERNELS).unwrap();
+    let (Action::Fio(a), Action::Fio(b)) = (&first.steps[2].action, &second.steps[2].action) else {
+        panic!("{yaml}")
+    };
+    assert_eq!(a, b, "{yaml}");
+    assert_eq!(b.timeout, Some(Duration::from_secs(90)));
+    assert_eq!(b.job.ramp_time, Some(Duration::from_millis(1500)));
+    assert!(!b.job.direct);
+}
+
+#[test]
+fn fio_mistakes_name_file_line_and_field() {
+    assert_eq!(
+        only_error(&with_fio(&FIO.replace("randrw", "randrwx"))),
+        "scenarios/t.yaml:13:22: steps[2].fio.rw: rw \"randrwx\" is not a fio mode (one of read, \
+         write, randread, randwrite, rw, readwrite, randrw, trim, randtrim, trimwrite)"
+    );
+    assert_eq!(
+        only_error(&with_fio(&FIO.replace("rw: randrw", "rw: randwrite"))),
+        "scenarios/t.yaml:13:126: steps[2].fio.rwmixread: rwmixread applies to mixed jobs (rw or \
+         randrw), not to randwrite"
+    );
+    assert_eq!(
+        only_error(&with_fio(&FIO.replace("rwmixread: 70", "rwmixread: 170"))),
+        "scenarios/t.yaml:13:123: steps[2].fio.rwmixread: rwmixread 170 is not a percentage (0..100)"
+    );
+    assert_eq!(
+        only_error(&with_fio(&FIO.replace("$DISK_data", "$DISK_nope"))),
+        "scenarios/t.yaml:13:55: steps[2].fio.filename: $DISK_nope refers to disk \"nope\", which \
+         is not declared in disks (declared: data, cow)"
+    );
+    assert_eq!(
+        kinds(&with_fio(
+            &FIO.replace("iodepth: 32", "iodepth: 0")
+                .replace("size: 64MiB", "size: 2k")
+        )),
+        [ErrorKind::FioJob, ErrorKind::FioJob]
+    );
+    let all = errors(&with_fio(&FIO.replace("bs: 4k", "bs: 4KB")));
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].starts_with("scenarios/t.yaml:13:"), "{all:?}");
+    assert!(all[0].contains("binary units"), "{all:?}");
+    let all = errors(&with_fio(&FIO.replace("iodepth", "queue_depth")));
+    assert!(
+        all[0].contains("steps[2].fio.queue_depth") && all[0].contains("unknown field"),
+        "{all:?}"
+    );
+    assert!(errors(&with_fio(&FIO.replace("name: qd1, ", "")))[0].contains("fio.name"));
+    assert_eq!(
+        only_error(&with_fio(FIO).replace("  - fio:", "  - expect: {exit: 0}\n    fio:")),
+        "scenarios/t.yaml:13:5: steps[2].expect: `expect` belongs to run steps; a fio step \
+         passes when fio exits 0 with a report and no job error"
+    );
+    assert_eq!(
+        only_error(&with_fio(FIO).replace("  - fio:", "  - run: ls\n    fio:")),
+        "scenarios/t.yaml:13:5: steps[2]: a step has exactly one action, but this one has run \
+         and fio"
+    );
 }
