@@ -157,12 +157,25 @@ void bdsnap_snapshot_corrupt(struct bdsnap_snapshot *snap, dev_t dev, int err)
 {
 	struct bdsnap_event_entry e = {
 		.code = BDSNAP_EVENT_CORRUPTED,
-		.error = err,
-		.dev = dev,
 		.limit = snap->storage.limit,
 	};
 	struct bdsnap_snap_dev *sd;
+	unsigned long irqflags;
 	int old;
+
+	/*
+	 * A failure recorded for the deferred path (a device removed, ENOMEM
+	 * in the hook) came first: it is the reason, not what failed because
+	 * of it since (e.g. a copy reading the removed device: EIO).
+	 */
+	spin_lock_irqsave(&snap->async_lock, irqflags);
+	if (snap->async_error) {
+		err = snap->async_error;
+		dev = snap->async_dev;
+	}
+	spin_unlock_irqrestore(&snap->async_lock, irqflags);
+	e.error = err;
+	e.dev = dev;
 
 	mutex_lock(&snap->corrupt_lock);
 	/*
