@@ -5,8 +5,8 @@
 //! Kernels run one after another, never side by side: two guests on two host CPUs would
 //! measure each other.
 
+use crate::guest;
 use crate::prepare::{self, Prepared};
-use crate::{guest, AccelChoice};
 use anyhow::{bail, Context, Result};
 use bdsnap_bench::plan::{prepare_script, PlannedUnit, RESET_SCRIPT};
 use bdsnap_bench::{
@@ -15,7 +15,7 @@ use bdsnap_bench::{
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
 use bdsnap_scenario::Verdict;
-use bdsnap_vm::{Accel, DiskSpec};
+use bdsnap_vm::Accel;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,17 +37,8 @@ pub struct BenchArgs {
     /// the noise both runs measured; exit 1 when any did.
     #[arg(long, value_name = "DIR")]
     pub compare: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
-    /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub results: PathBuf,
-    /// Guest memory per VM, MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    pub memory: u32,
-    /// Guest CPUs per VM.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub cpus: u32,
+    #[command(flatten)]
+    pub vm: crate::VmArgs,
 }
 
 /// Reads and checks the workloads before anything is built or booted.
@@ -82,7 +73,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         None => None,
     };
 
-    let results = root.join(&args.results);
+    let results = root.join(&args.vm.results);
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
     let stamp = crate::test::run_id(started_at);
     let (id, run_dir) = (1..100)
@@ -106,15 +97,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
     let tools = guest::build_guest_tools(&log)?;
     let key = guest::ssh_key(&cache_dir(), &log)?;
     let image = guest::image(root, &prepared, &key, &log)?;
-    let accel = match args.accel {
-        AccelChoice::Kvm => Accel::Kvm,
-        AccelChoice::Tcg => Accel::Tcg,
-        AccelChoice::Auto => bdsnap_vm::probe_accel(
-            &PathBuf::from("qemu-system-x86_64"),
-            &prepared[0].kernel.vmlinuz,
-            &cache_dir(),
-        ),
-    };
+    let accel = args.vm.accel(&prepared[0].kernel.vmlinuz);
     eprintln!("accelerator: {accel}; kernels one at a time");
 
     let ctx = Ctx {
@@ -123,8 +106,8 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         key,
         tools,
         accel,
-        memory: args.memory,
-        cpus: args.cpus,
+        memory: args.vm.memory,
+        cpus: args.vm.cpus,
     };
     let mut bench = BenchRun {
         schema: bdsnap_bench::SCHEMA_VERSION,
@@ -337,30 +320,14 @@ fn run_kernel(
     }
     let mut nodes: Vec<(String, String)> = Vec::new();
     let mut files = Vec::new();
-    let attach = (|| -> Result<()> {
-        let dir = kdir.join("disks");
-        std::fs::create_dir_all(&dir)?;
-        for d in &disks {
-            let path = dir.join(format!("{}.raw", d.name));
-            let f = std::fs::File::create(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            f.set_len(d.size_bytes)?;
-            files.push(path.clone());
-            let node = vm
-                .add_disk(&DiskSpec {
-                    name: d.name.clone(),
-                    path,
-                    bus: match d.bus {
-                        bdsnap_scenario::Bus::Virtio => bdsnap_vm::Bus::Virtio,
-                        bdsnap_scenario::Bus::Scsi => bdsnap_vm::Bus::Scsi,
-                        bdsnap_scenario::Bus::Nvme => bdsnap_vm::Bus::Nvme,
-                    },
-                })
-                .with_context(|| format!("attaching disk {}", d.name))?;
-            nodes.push((d.name.clone(), node));
-        }
-        Ok(())
-    })();
+    let attach = guest::attach_disks(
+        &mut vm,
+        &disks,
+        &kdir.join("disks"),
+        "",
+        &mut files,
+        &mut nodes,
+    );
     let env: Vec<(String, String)> = nodes
         .iter()
         .map(|(n, node)| (format!("DISK_{n}"), node.clone()))

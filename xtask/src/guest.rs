@@ -202,6 +202,36 @@ fn vm_bus(bus: Bus) -> bdsnap_vm::Bus {
     }
 }
 
+/// Creates a fresh sparse file `<dir>/<prefix><name>.raw` per disk and hot-adds it; every file
+/// made goes to `files` (to delete later, also after an error) and every disk's guest node to
+/// `nodes` as (name, node).
+pub(crate) fn attach_disks<'a>(
+    vm: &mut Vm,
+    disks: impl IntoIterator<Item = &'a bdsnap_scenario::Disk>,
+    dir: &Path,
+    prefix: &str,
+    files: &mut Vec<PathBuf>,
+    nodes: &mut Vec<(String, String)>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for d in disks {
+        let path = dir.join(format!("{prefix}{}.raw", d.name));
+        let f =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        f.set_len(d.size_bytes)?;
+        files.push(path.clone());
+        let node = vm
+            .add_disk(&DiskSpec {
+                name: d.name.clone(),
+                path,
+                bus: vm_bus(d.bus),
+            })
+            .with_context(|| format!("attaching disk {}", d.name))?;
+        nodes.push((d.name.clone(), node));
+    }
+    Ok(())
+}
+
 /// Attaches the scenario's disks (fresh sparse files), runs its steps, collects dmesg and the
 /// console, and detaches whatever disks are left.
 pub fn run_scenario(vm: &mut Vm, sc: &Scenario, accel: Accel, disk_dir: &Path) -> ScenarioRun {
@@ -216,25 +246,8 @@ pub fn run_scenario(vm: &mut Vm, sc: &Scenario, accel: Accel, disk_dir: &Path) -
     let _ = vm.exec("dmesg -C", &[], t);
     let mut env = Vec::new();
     let mut files = Vec::new();
-    let attach = (|| -> Result<()> {
-        std::fs::create_dir_all(disk_dir)?;
-        for d in sc.disks() {
-            let path = disk_dir.join(format!("{}-{}.raw", sc.name, d.name));
-            let f = std::fs::File::create(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            f.set_len(d.size_bytes)?;
-            files.push(path.clone());
-            let node = vm
-                .add_disk(&DiskSpec {
-                    name: d.name.clone(),
-                    path,
-                    bus: vm_bus(d.bus),
-                })
-                .with_context(|| format!("attaching disk {}", d.name))?;
-            env.push((d.name.clone(), node));
-        }
-        Ok(())
-    })();
+    let prefix = format!("{}-", sc.name);
+    let attach = attach_disks(vm, sc.disks(), disk_dir, &prefix, &mut files, &mut env);
     match attach {
         Ok(()) => {
             let mut guest = VmGuest { vm, accel };

@@ -39,6 +39,38 @@ pub struct KernelArgs {
     pub matrix: PathBuf,
 }
 
+/// Flags shared by every command that boots VMs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct VmArgs {
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Where run directories go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Guest memory per VM, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub memory: u32,
+    /// Guest CPUs per VM.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub cpus: u32,
+}
+
+impl VmArgs {
+    /// The accelerator to use: as asked, or for `auto` the result of a short KVM probe boot of
+    /// `vmlinuz` (cached), falling back to TCG.
+    pub fn accel(&self, vmlinuz: &std::path::Path) -> bdsnap_vm::Accel {
+        match self.accel {
+            AccelChoice::Kvm => bdsnap_vm::Accel::Kvm,
+            AccelChoice::Tcg => bdsnap_vm::Accel::Tcg,
+            AccelChoice::Auto => bdsnap_vm::probe_accel(
+                &PathBuf::from("qemu-system-x86_64"),
+                vmlinuz,
+                &bdsnap_host::cache_dir(),
+            ),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Prepare each kernel (chroot, headers, image) and build the module for it.

@@ -1,8 +1,8 @@
 //! `cargo xtask test`: kernels → module build → guest image → one VM per kernel → scenarios
 //! back to back in it → results/<run>/.
 
+use crate::guest;
 use crate::prepare::{self, spinner, Prepared};
-use crate::{guest, AccelChoice};
 use anyhow::{bail, Context, Result};
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
@@ -24,17 +24,8 @@ pub struct TestArgs {
     /// How many VMs run at once; default: one per two host CPUs, at least two.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
-    pub accel: AccelChoice,
-    /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub results: PathBuf,
-    /// Guest memory per VM, MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    pub memory: u32,
-    /// Guest CPUs per VM.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub cpus: u32,
+    #[command(flatten)]
+    pub vm: crate::VmArgs,
 }
 
 /// Loads every scenario named on the command line (files or directories), reporting all errors
@@ -104,7 +95,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     let scenarios = load_scenarios(&args.scenarios, &root.join("scenarios"), &matrix.names())?;
     let selected = matrix.select(&args.kernels.kernels)?;
 
-    let results = root.join(&args.results);
+    let results = root.join(&args.vm.results);
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
     // Absolute: QEMU and its sockets must not depend on anybody's working directory. Runs
     // started in the same second get a suffix instead of sharing a directory.
@@ -132,14 +123,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     let image = guest::image(root, &prepared, &key, &log)?;
     let prep_secs = prep_started.elapsed().as_secs_f64();
 
-    let accel = match args.accel {
-        AccelChoice::Kvm => Accel::Kvm,
-        AccelChoice::Tcg => Accel::Tcg,
-        AccelChoice::Auto => {
-            let qemu = PathBuf::from("qemu-system-x86_64");
-            bdsnap_vm::probe_accel(&qemu, &prepared[0].kernel.vmlinuz, &cache_dir())
-        }
-    };
+    let accel = args.vm.accel(&prepared[0].kernel.vmlinuz);
     let host_cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -157,8 +141,8 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
         key,
         tools,
         accel,
-        memory: args.memory,
-        cpus: args.cpus,
+        memory: args.vm.memory,
+        cpus: args.vm.cpus,
     };
     let multi = MultiProgress::new();
     let queue = Mutex::new(prepared.iter().collect::<Vec<&Prepared>>());
