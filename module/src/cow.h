@@ -65,6 +65,11 @@ struct bdsnap_chunk {
 	struct bdsnap_held_bio **held_tail;
 	/* Set before the state becomes COPIED, immutable afterwards. */
 	struct bdsnap_diff_slot slot;
+	/*
+	 * Set before @work is queued: the work copies this chunk and the
+	 * @batch - 1 following ones, created with it (their works are unused).
+	 */
+	unsigned int batch;
 	struct work_struct work;
 };
 
@@ -96,7 +101,7 @@ struct bdsnap_cow {
 	bool failed;
 	int error;
 
-	/* Copy works queued or running; @idle_wait is woken at zero. */
+	/* Chunks whose copy is queued or running; @idle_wait is woken at 0. */
 	atomic_t pending;
 	wait_queue_head_t idle_wait;
 	/* Woken whenever a chunk leaves COPYING. */

@@ -16,8 +16,9 @@ use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
 use bdsnap_scenario::Verdict;
 use bdsnap_vm::Accel;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(clap::Args, Debug)]
@@ -37,6 +38,11 @@ pub struct BenchArgs {
     /// the noise both runs measured; exit 1 when any did.
     #[arg(long, value_name = "DIR")]
     pub compare: Option<PathBuf>,
+    /// Kernels benchmarked at once, each in its own VM; default 1. Ratios stay side by side
+    /// within one VM, but VMs sharing the host's CPUs widen every spread: more than one is
+    /// for big machines, or for a first look.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     #[command(flatten)]
     pub vm: crate::VmArgs,
 }
@@ -98,7 +104,8 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
     let key = guest::ssh_key(&cache_dir(), &log)?;
     let image = guest::image(root, &prepared, &key, &log)?;
     let accel = args.vm.accel(&prepared[0].kernel.vmlinuz);
-    eprintln!("accelerator: {accel}; kernels one at a time");
+    let jobs = args.jobs.unwrap_or(1).clamp(1, prepared.len().max(1));
+    eprintln!("accelerator: {accel}; {jobs} kernel(s) at a time");
 
     let ctx = Ctx {
         run_dir: run_dir.clone(),
@@ -129,8 +136,42 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         console_findings: Vec::new(),
         results: Vec::new(),
     };
-    for p in &prepared {
-        run_kernel(&ctx, p, &workloads, &units, &mut bench);
+    // Each kernel fills its own copy of the (empty) run; they are merged in matrix order.
+    let multi = MultiProgress::new();
+    let next = AtomicUsize::new(0);
+    let mut parts: Vec<(usize, BenchRun)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(p) = prepared.get(i) else { break };
+                        let mut part = bench.clone();
+                        run_kernel(&ctx, p, &workloads, &units, &mut part, &multi);
+                        done.push((i, part));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    parts.sort_by_key(|(i, _)| *i);
+    if parts.len() != prepared.len() {
+        anyhow::bail!(
+            "a benchmark thread panicked; partial results are in {}",
+            run_dir.display()
+        );
+    }
+    for (_, part) in parts {
+        bench.kernels.extend(part.kernels);
+        bench.samples.extend(part.samples);
+        bench.failures.extend(part.failures);
+        bench.console_findings.extend(part.console_findings);
     }
     bench.compute();
     let comparisons = baseline
@@ -265,6 +306,7 @@ fn run_kernel(
     workloads: &[Workload],
     units: &[PlannedUnit],
     bench: &mut BenchRun,
+    multi: &MultiProgress,
 ) {
     let started = Instant::now();
     let k = &p.kernel;
@@ -280,7 +322,7 @@ fn run_kernel(
             evidence: relative(&ctx.run_dir, &kdir),
         });
     };
-    let bar = ProgressBar::new(units.len() as u64);
+    let bar = multi.add(ProgressBar::new(units.len() as u64));
     bar.set_style(
         ProgressStyle::with_template("{prefix:>5} [{elapsed:>4}] {bar:30} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

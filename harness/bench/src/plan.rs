@@ -176,6 +176,11 @@ impl UnitKind {
              sectors=$(blockdev --getsz \"$DISK_data\")\n\
              dmsetup --noudevsync create {DM_ORIGIN} --table \"0 $sectors snapshot-origin $DISK_data\"\n\
              dmsetup --noudevsync create {DM_SNAP} --table \"0 $sectors snapshot $DISK_data $DISK_store P {DM_CHUNK_SECTORS}\"\n\
+             # The origin learns the snapshot's chunk size when it resumes (LVM suspends it\n\
+             # around the snapshot's creation). Without this it passes multi-chunk writes\n\
+             # whole and dm-snapshot copies only their first chunk (measured: 1 of 16).\n\
+             dmsetup --noudevsync suspend {DM_ORIGIN}\n\
+             dmsetup --noudevsync resume {DM_ORIGIN}\n\
              dmsetup --noudevsync mknodes\n\
              test -b /dev/mapper/{DM_ORIGIN} && test -b /dev/mapper/{DM_SNAP}\n"
         );
