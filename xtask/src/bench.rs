@@ -10,7 +10,7 @@ use crate::prepare::{self, Prepared};
 use anyhow::{bail, Context, Result};
 use bdsnap_bench::plan::{prepare_script, PlannedUnit, RESET_SCRIPT};
 use bdsnap_bench::{
-    BenchKernel, BenchRun, ConsoleFinding, Sample, UnitFailure, Workload, WorkloadInfo,
+    BenchKernel, BenchRun, Config, ConsoleFinding, Sample, UnitFailure, Workload, WorkloadInfo,
 };
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// for big machines, or for a first look.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Boot nothing: rebuild the report and charts of an earlier run from its bench.json and
+    /// unit evidence (after a change to the report, or to add what older runs lacked).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["quick", "rounds", "jobs"])]
+    pub report_from: Option<PathBuf>,
     #[command(flatten)]
     pub vm: crate::VmArgs,
 }
@@ -69,6 +73,9 @@ fn load_workloads(root: &Path, args: &BenchArgs, kernels: &[String]) -> Result<V
 }
 
 pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
+    if let Some(dir) = &args.report_from {
+        return rerender(dir, args.compare.as_deref());
+    }
     let started = Instant::now();
     let started_at = SystemTime::now();
     let matrix = Matrix::load(&args.kernels.matrix)?;
@@ -173,21 +180,59 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         bench.failures.extend(part.failures);
         bench.console_findings.extend(part.console_findings);
     }
+    let copy_failures = bdsnap_bench::copies::check(&bench);
+    bench.failures.extend(copy_failures);
+    finish(
+        bench,
+        &run_dir,
+        baseline.as_ref(),
+        args.compare.as_deref(),
+        &log,
+        started,
+    )
+}
+
+/// `--report-from`: the outputs of an earlier run again, its samples completed from evidence.
+fn rerender(dir: &Path, compare: Option<&Path>) -> Result<bool> {
+    let started = Instant::now();
+    let mut bench = bdsnap_bench::load_run(dir)?;
+    let filled = bdsnap_bench::copies::fill_from_evidence(&mut bench, dir);
+    eprintln!(
+        "{}: {filled} first-pass sample(s) completed from evidence",
+        dir.display()
+    );
+    for f in bdsnap_bench::copies::check(&bench) {
+        if !bench.failures.contains(&f) {
+            bench.failures.push(f);
+        }
+    }
+    let baseline = match compare {
+        Some(b) => Some(bdsnap_bench::load_run(b)?),
+        None => None,
+    };
+    let log = CmdLog::to_file(&dir.join("host-commands.log"))?;
+    finish(bench, dir, baseline.as_ref(), compare, &log, started)
+}
+
+/// Statistics, outputs, the headline on stdout, failures and regressions on stderr.
+fn finish(
+    mut bench: BenchRun,
+    run_dir: &Path,
+    baseline: Option<&BenchRun>,
+    compare: Option<&Path>,
+    log: &CmdLog,
+    started: Instant,
+) -> Result<bool> {
     bench.compute();
-    let comparisons = baseline
-        .as_ref()
-        .map(|b| bdsnap_bench::compare(b, &bench, bdsnap_bench::compare::MIN_TOLERANCE));
-    let baseline_name = args
-        .compare
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let comparisons =
+        baseline.map(|b| bdsnap_bench::compare(b, &bench, bdsnap_bench::compare::MIN_TOLERANCE));
+    let baseline_name = compare.map(|p| p.display().to_string()).unwrap_or_default();
     let outputs = bdsnap_bench::write_outputs(
         &bench,
-        &run_dir,
+        run_dir,
         comparisons.as_deref().map(|c| (baseline_name.as_str(), c)),
     )?;
-    convert_to_png(&run_dir, &outputs.plots, &log);
+    convert_to_png(run_dir, &outputs.plots, log);
 
     for kernel in &bench.kernels {
         for (workload, cells) in bdsnap_bench::report::headline_rows(&bench, &kernel.name) {
@@ -451,6 +496,13 @@ fn run_kernel(
                 }
                 Err(_) => bdsnap_report::case_dir(&ctx.run_dir, &case),
             };
+            // The evidence command runs last: what the snapshot's store holds, for the
+            // first pass's sample.
+            let copied = outcome
+                .steps
+                .last()
+                .filter(|step| step.kind == "run" && step.verdict == Verdict::Pass)
+                .and_then(|step| bdsnap_bench::copies::copied_bytes(unit.kind, &step.stdout));
             let configs = unit.kind.configs();
             let mut fio_index = 0;
             for step in &outcome.steps {
@@ -472,6 +524,8 @@ fn run_kernel(
                             &case_dir.join(bdsnap_report::fio_report_name(step)),
                         ),
                         fio: summary.clone(),
+                        copied_bytes: copied
+                            .filter(|_| matches!(config, Config::Cow | Config::DmCow)),
                     });
                 }
             }

@@ -8,6 +8,7 @@
 //! [`compare()`] sets a run against a baseline.
 
 pub mod compare;
+pub mod copies;
 pub mod model;
 pub mod plan;
 pub mod plots;

@@ -70,6 +70,10 @@ pub struct Sample {
     /// fio's JSON report, relative to the run directory.
     pub evidence: String,
     pub fio: JobSummary,
+    /// First passes (`cow`, `dm-cow`): bytes the snapshot's store held after the unit, from
+    /// its evidence (see [`crate::copies`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -96,6 +96,41 @@ pub fn headline_rows(run: &BenchRun, kernel: &str) -> Vec<(String, Vec<(String, 
 
 /// The whole report. `plots` are file names relative to the report; `comparison` is the
 /// baseline's directory and the comparisons, when `--compare` was given.
+/// Table rows of the first-pass copies of `kernel`, one per writing workload with any.
+fn copies_rows(run: &BenchRun, kernel: &str) -> Vec<String> {
+    let mib = |config: Config, workload: &str| -> String {
+        let v: Vec<f64> = run
+            .samples
+            .iter()
+            .filter(|s| s.kernel == kernel && s.workload == workload && s.config == config)
+            .filter_map(|s| s.copied_bytes)
+            .map(|b| b as f64 / f64::from(1u32 << 20))
+            .collect();
+        match crate::stats::Spread::of(&v) {
+            Some(sp) => format!("{:.1} [{:.1}–{:.1}]", sp.median, sp.min, sp.max),
+            None => "–".to_string(),
+        }
+    };
+    run.workloads
+        .iter()
+        .filter(|w| w.writes)
+        .filter(|w| {
+            run.samples
+                .iter()
+                .any(|s| s.kernel == kernel && s.workload == w.name && s.copied_bytes.is_some())
+        })
+        .map(|w| {
+            format!(
+                "| {} | {:.1} | {} | {} |",
+                w.name,
+                w.size as f64 / f64::from(1u32 << 20),
+                mib(Config::Cow, &w.name),
+                mib(Config::DmCow, &w.name)
+            )
+        })
+        .collect()
+}
+
 pub fn render(
     run: &BenchRun,
     plots: &[PathBuf],
@@ -198,6 +233,19 @@ pub fn render(
                 format_ns(r.latency.p99_9_ns),
                 r.cpu_sys_median
             );
+        }
+        let copies = copies_rows(run, &k.name);
+        if !copies.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### First-pass copies\n\nMiB the store held after each first pass (median \
+                 [min–max] over rounds; the region of a writing workload is copied once):\n"
+            );
+            let _ = writeln!(out, "| workload | region | bdsnap | dm-snapshot |");
+            let _ = writeln!(out, "|---|---|---|---|");
+            for row in copies {
+                let _ = writeln!(out, "{row}");
+            }
         }
         let mine: Vec<_> = plots
             .iter()

@@ -98,6 +98,7 @@ fn synthetic_run() -> BenchRun {
                         round,
                         evidence: format!("{kernel}/r{round}-{name}/fio-step01.json"),
                         fio,
+                        copied_bytes: None,
                     });
                 }
             }
