@@ -421,36 +421,56 @@ static void bdsnap_cow_read_end_io(struct bio *bio)
 int bdsnap_cow_read_orig(struct bdsnap_cow *cow, sector_t sector,
 			 const struct bio_vec *bvec, unsigned int nr)
 {
+	unsigned int lbs = bdev_logical_block_size(cow->orig.bdev);
+	/* The next byte to read into: @off bytes into bvec[@idx]. */
+	unsigned int idx = 0, off = 0;
 	struct bdsnap_cow_read rd;
-	unsigned int done = 0;
 	struct bio *bio;
 
-	while (done < nr) {
-		unsigned int n = min(nr - done, BDSNAP_COW_BIO_PAGES);
-		unsigned int i;
+	while (idx < nr) {
+		unsigned int segs = 0, i;
+		u32 bytes = 0, left;
 
-		bio = bdsnap_bio_alloc(cow->orig.bdev, n,
+		/* Up to BDSNAP_COW_BIO_PAGES segments from (idx, off)... */
+		for (i = idx; i < nr && segs < BDSNAP_COW_BIO_PAGES; i++, segs++)
+			bytes += bvec[i].bv_len - (i == idx ? off : 0);
+		/*
+		 * ...ending on a logical block: segments of an image bio need
+		 * not be whole blocks (a user buffer aligned only for DMA), so
+		 * the cut may fall inside one, which the next bio continues.
+		 */
+		if (bytes < lbs)
+			return -EIO;
+		bytes -= bytes & (lbs - 1);
+
+		bio = bdsnap_bio_alloc(cow->orig.bdev, segs,
 				       REQ_OP_READ | REQ_SYNC, GFP_NOIO);
 		bio->bi_iter.bi_sector = sector;
-		for (i = 0; i < n; i++) {
-			const struct bio_vec *bv = &bvec[done + i];
+		for (left = bytes; left; ) {
+			const struct bio_vec *bv = &bvec[idx];
+			u32 len = min(bv->bv_len - off, left);
 
-			if (bio_add_page(bio, bv->bv_page, bv->bv_len,
-					 bv->bv_offset) != bv->bv_len) {
+			if (bio_add_page(bio, bv->bv_page, len,
+					 bv->bv_offset + off) != len) {
 				bio_put(bio);
 				return -EIO;
+			}
+			left -= len;
+			off += len;
+			if (off == bv->bv_len) {
+				idx++;
+				off = 0;
 			}
 		}
 		init_completion(&rd.done);
 		bio->bi_private = &rd;
 		bio->bi_end_io = bdsnap_cow_read_end_io;
-		sector += bio_sectors(bio);
+		sector += bytes >> SECTOR_SHIFT;
 		bdfilter_submit_bio(bio);
 		wait_for_completion_io(&rd.done);
 		bio_put(bio);
 		if (rd.status)
 			return blk_status_to_errno(rd.status);
-		done += n;
 	}
 	return 0;
 }
@@ -651,9 +671,13 @@ int bdsnap_cow_copy_sync(struct bdsnap_cow *cow, unsigned long index,
 	chunk = bdsnap_cow_get_chunk_locked(cow, index, &created);
 	if (!chunk)
 		return -EIO;
-	xa_unlock(&cow->chunks);
+	/*
+	 * Queued under the lock that checked cow->failed: a fail() after
+	 * that finds the copy counted in pending, so drain() waits for it.
+	 */
 	if (created)
 		bdsnap_cow_start_batch(cow, chunk, 1);
+	xa_unlock(&cow->chunks);
 
 	/* Chunks are freed only with the cow, which the caller holds. */
 	wait_event(cow->copy_wait,

@@ -179,7 +179,7 @@ int bdsnap_cow_copy_sync(struct bdsnap_cow *cow, unsigned long index,
 
 /*
  * Read the original device at @sector into @bvec (@nr entries, each within
- * one page, lengths multiples of the logical block size), past every
+ * one page; their total a multiple of the logical block size), past every
  * filter. For the copy work and the image. Process context, sleeps.
  * Returns 0 or a negative errno.
  */
