@@ -401,10 +401,9 @@ static int bdsnap_diff_storage_rw(const struct bdsnap_diff_slot *slot,
 {
 	struct file *file = slot->piece->file;
 	struct iov_iter iter;
+	bool direct = file->f_flags & O_DIRECT;
 	struct kiocb kiocb;
 	ssize_t ret;
-
-	bool direct = file->f_flags & O_DIRECT;
 
 again:
 	iov_iter_bvec(&iter, write ? BDSNAP_ITER_SOURCE : BDSNAP_ITER_DEST,
