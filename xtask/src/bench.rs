@@ -15,7 +15,6 @@ use bdsnap_bench::{
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
 use bdsnap_scenario::Verdict;
-use bdsnap_vm::Accel;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,7 +113,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
     let jobs = args.jobs.unwrap_or(1).clamp(1, prepared.len().max(1));
     eprintln!("accelerator: {accel}; {jobs} kernel(s) at a time");
 
-    let ctx = Ctx {
+    let ctx = guest::RunContext {
         run_dir: run_dir.clone(),
         image: image.path.clone(),
         key,
@@ -317,16 +316,6 @@ fn convert_to_png(dir: &Path, plots: &[PathBuf], log: &CmdLog) {
     }
 }
 
-struct Ctx {
-    run_dir: PathBuf,
-    image: PathBuf,
-    key: PathBuf,
-    tools: Vec<PathBuf>,
-    accel: Accel,
-    memory: u32,
-    cpus: u32,
-}
-
 fn console_since(path: &Path, offset: u64) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     let start = usize::try_from(offset)
@@ -346,7 +335,7 @@ fn relative(run_dir: &Path, path: &Path) -> String {
 /// unit in order, resetting the guest after each; samples, failures and console findings go
 /// into `bench`.
 fn run_kernel(
-    ctx: &Ctx,
+    ctx: &guest::RunContext,
     p: &Prepared,
     workloads: &[Workload],
     units: &[PlannedUnit],
@@ -375,16 +364,7 @@ fn run_kernel(
     bar.set_prefix(name.clone());
     bar.enable_steady_tick(Duration::from_millis(500));
     bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
-    let mut vm = match guest::boot(
-        ctx.accel,
-        &ctx.image,
-        &ctx.key,
-        ctx.memory,
-        ctx.cpus,
-        p,
-        &ctx.tools,
-        &kdir.join("vm"),
-    ) {
+    let mut vm = match ctx.boot(p, &kdir.join("vm")) {
         Ok(vm) => vm,
         Err(e) => {
             bar.finish_with_message(format!("boot failed: {e:#}"));

@@ -104,53 +104,58 @@ pub(crate) fn scaled(accel: Accel, d: Duration) -> Duration {
     d.mul_f64(accel.timeout_scale())
 }
 
-/// Boots the kernel of `p`, then installs its freshly built modules (so `modprobe` finds them)
-/// and the guest tools.
-#[allow(clippy::too_many_arguments)]
-pub fn boot(
-    accel: Accel,
-    image: &Path,
-    key: &Path,
-    memory: u32,
-    cpus: u32,
-    p: &Prepared,
-    tools: &[PathBuf],
-    workdir: &Path,
-) -> Result<Vm> {
-    let cfg = VmConfig {
-        qemu: PathBuf::from("qemu-system-x86_64"),
-        kernel: p.kernel.vmlinuz.clone(),
-        rootfs: image.to_path_buf(),
-        workdir: workdir.to_path_buf(),
-        ssh_key: key.to_path_buf(),
-        accel,
-        memory_mib: memory,
-        cpus,
-        extra_cmdline: String::new(),
-        boot_timeout: scaled(accel, Duration::from_secs(45)),
-    };
-    let mut vm = Vm::boot(cfg)?;
-    let release = &p.kernel.versions.release;
-    let extra = PathBuf::from(format!("/lib/modules/{release}/extra"));
-    let t = scaled(accel, Duration::from_secs(30));
-    vm.exec(&format!("mkdir -p {}", extra.display()), &[], t)?;
-    for ko in &p.build.modules {
-        let name = ko
-            .file_name()
-            .ok_or_else(|| anyhow!("module path {} has no name", ko.display()))?;
-        vm.upload(ko, &extra.join(name), 0o644)?;
+/// What every VM of a run is made from: the shared image, key, guest tools and VM flags.
+pub struct RunContext {
+    pub run_dir: PathBuf,
+    pub image: PathBuf,
+    pub key: PathBuf,
+    pub tools: Vec<PathBuf>,
+    pub accel: Accel,
+    pub memory: u32,
+    pub cpus: u32,
+}
+
+impl RunContext {
+    /// Boots the kernel of `p` with its working files in `workdir`, then installs its freshly
+    /// built modules (so `modprobe` finds them) and the guest tools.
+    pub fn boot(&self, p: &Prepared, workdir: &Path) -> Result<Vm> {
+        let (image, key, tools) = (&self.image, &self.key, &self.tools);
+        let (accel, memory, cpus) = (self.accel, self.memory, self.cpus);
+        let cfg = VmConfig {
+            qemu: PathBuf::from("qemu-system-x86_64"),
+            kernel: p.kernel.vmlinuz.clone(),
+            rootfs: image.to_path_buf(),
+            workdir: workdir.to_path_buf(),
+            ssh_key: key.to_path_buf(),
+            accel,
+            memory_mib: memory,
+            cpus,
+            extra_cmdline: String::new(),
+            boot_timeout: scaled(accel, Duration::from_secs(45)),
+        };
+        let mut vm = Vm::boot(cfg)?;
+        let release = &p.kernel.versions.release;
+        let extra = PathBuf::from(format!("/lib/modules/{release}/extra"));
+        let t = scaled(accel, Duration::from_secs(30));
+        vm.exec(&format!("mkdir -p {}", extra.display()), &[], t)?;
+        for ko in &p.build.modules {
+            let name = ko
+                .file_name()
+                .ok_or_else(|| anyhow!("module path {} has no name", ko.display()))?;
+            vm.upload(ko, &extra.join(name), 0o644)?;
+        }
+        let depmod = vm.exec(&format!("depmod -a {release}"), &[], t)?;
+        if depmod.exit != 0 {
+            return Err(anyhow!("depmod in the guest failed: {}", depmod.stderr));
+        }
+        for tool in tools {
+            let name = tool
+                .file_name()
+                .ok_or_else(|| anyhow!("tool path {} has no name", tool.display()))?;
+            vm.upload(tool, &Path::new("/usr/local/bin").join(name), 0o755)?;
+        }
+        Ok(vm)
     }
-    let depmod = vm.exec(&format!("depmod -a {release}"), &[], t)?;
-    if depmod.exit != 0 {
-        return Err(anyhow!("depmod in the guest failed: {}", depmod.stderr));
-    }
-    for tool in tools {
-        let name = tool
-            .file_name()
-            .ok_or_else(|| anyhow!("tool path {} has no name", tool.display()))?;
-        vm.upload(tool, &Path::new("/usr/local/bin").join(name), 0o755)?;
-    }
-    Ok(vm)
 }
 
 /// What one scenario left behind.

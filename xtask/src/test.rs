@@ -8,7 +8,7 @@ use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
 use bdsnap_report::{CaseResult, KernelInfo, RunSummary};
 use bdsnap_scenario::Scenario;
-use bdsnap_vm::{Accel, Vm};
+use bdsnap_vm::Vm;
 use indicatif::MultiProgress;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -135,7 +135,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
         .clamp(1, prepared.len().max(1));
     eprintln!("accelerator: {accel}; {jobs} VM(s) at a time; preparation took {prep_secs:.1}s");
 
-    let ctx = RunContext {
+    let ctx = guest::RunContext {
         run_dir: run_dir.clone(),
         image: image.path.clone(),
         key,
@@ -228,16 +228,6 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
-struct RunContext {
-    run_dir: PathBuf,
-    image: PathBuf,
-    key: PathBuf,
-    tools: Vec<PathBuf>,
-    accel: Accel,
-    memory: u32,
-    cpus: u32,
-}
-
 struct KernelRun {
     info: KernelInfo,
     cases: Vec<CaseResult>,
@@ -248,7 +238,7 @@ struct KernelRun {
 /// Boots `p`'s kernel once and runs the scenarios back to back; a case that failed or upset
 /// the kernel gets the next scenario a fresh VM, so one failure cannot leak into another.
 fn run_kernel(
-    ctx: &RunContext,
+    ctx: &guest::RunContext,
     p: &Prepared,
     scenarios: &[Scenario],
     bar: &indicatif::ProgressBar,
@@ -290,16 +280,7 @@ fn run_kernel(
         if vm.is_none() && boot_error.is_none() {
             boots += 1;
             bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
-            match guest::boot(
-                ctx.accel,
-                &ctx.image,
-                &ctx.key,
-                ctx.memory,
-                ctx.cpus,
-                p,
-                &ctx.tools,
-                &kdir.join(format!("vm-{boots}")),
-            ) {
+            match ctx.boot(p, &kdir.join(format!("vm-{boots}"))) {
                 Ok(v) => {
                     boot_secs.push(v.boot_duration().as_secs_f64());
                     vm = Some(v);
