@@ -25,7 +25,7 @@
 
 /* Version of the module and of this interface. */
 #define BDSNAP_VERSION_MAJOR	0
-#define BDSNAP_VERSION_MINOR	2
+#define BDSNAP_VERSION_MINOR	3
 #define BDSNAP_VERSION_PATCH	0
 
 /* Name of the control device node, relative to /dev. */
@@ -79,9 +79,10 @@ struct bdsnap_dev_id {
  * @reserved: must be zero.
  *
  * Attach fails with -EBUSY if @dev is already tracked or if a partition of
- * it or its whole disk is in a snapshot, -ENODEV if it does not exist;
- * detach fails with -ENOENT if @dev is not tracked and -EBUSY while it is
- * in a snapshot.
+ * it or its whole disk is in a snapshot, -ENODEV if it does not exist,
+ * -EOPNOTSUPP if it is a zoned device (zone append and zone resets cannot be
+ * tracked or copied on write); detach fails with -ENOENT if @dev is not
+ * tracked and -EBUSY while it is in a snapshot.
  */
 struct bdsnap_tracker_ctl {
 	__u32 size;
@@ -171,6 +172,12 @@ struct bdsnap_cbt_info {
  * @reserved0: must be zero.
  * @buf:       user pointer to @length bytes.
  * @reserved:  must be zero.
+ *
+ * The read map is copied in pieces of at most 1 MiB, each under the lock
+ * that a snapshot's take also needs, but never across the copy to user
+ * space (a buffer whose pages fault on a frozen filesystem must not hold up
+ * a take). A call of more than 1 MiB during which a take switched the
+ * generation fails with -EAGAIN: nothing it copied may be used; retry.
  */
 struct bdsnap_cbt_read {
 	__u32 size;
@@ -234,6 +241,13 @@ struct bdsnap_cbt_mark_dirty {
 #define BDSNAP_IOCTL_CBT_MARK_DIRTY \
 	_IOW(BDSNAP_IOCTL_MAGIC, 0x06, struct bdsnap_cbt_mark_dirty)
 
+/*
+ * Snapshot states. While a snapshot is TAKEN, discards (REQ_OP_DISCARD) to
+ * its devices are completed without reaching the device, as dm-snapshot's
+ * origin never passes them: the data stays where the image reads it, no
+ * difference storage is spent on a trim, and the device's contents (and so
+ * its CBT map) do not change. Write-zeroes and secure erase are writes.
+ */
 enum bdsnap_snapshot_state {
 	BDSNAP_SNAPSHOT_CREATED = 0,
 	BDSNAP_SNAPSHOT_TAKEN = 1,
@@ -257,9 +271,15 @@ enum bdsnap_snapshot_state {
  *             that must not exceed it.
  * @reserved:  must be zero.
  *
- * The device holding @path (a block device itself, or the device of the
- * file's filesystem, s_bdev) must not be a device of the snapshot: -EXDEV.
- * A file on a filesystem without a block device (tmpfs) is always accepted.
+ * Placement (-EXDEV otherwise): the storage's writes must never reach a
+ * device of any snapshot, nor a device whose writes such a device's filter
+ * sees. The device holding @path (a block device itself, or the device of
+ * the file's filesystem) and every device it is stacked on (the whole disk
+ * of a partition, the devices under a dm or md device, the device holding a
+ * loop device's backing file, recursively) must not be, or overlap, a
+ * device of any snapshot (the same device, its whole disk, or a partition of
+ * it when the storage is the whole disk), and must not be a snapshot image.
+ * A file on a filesystem without a block device (tmpfs) is accepted.
  */
 struct bdsnap_snapshot_storage {
 	__u32 size;
@@ -306,8 +326,10 @@ struct bdsnap_snapshot_create {
  * @id:       a snapshot in state CREATED (-EBUSY otherwise).
  * @dev:      a tracked device (-ENOENT if not tracked; -EBUSY if already in
  *            this or another snapshot, or if a partition of it or its whole
- *            disk is tracked too; -EXDEV if it holds this snapshot's
- *            difference storage).
+ *            disk is tracked too; -EXDEV if the difference storage of this
+ *            or any other snapshot is on it or on a device stacked on it,
+ *            see struct bdsnap_snapshot_storage; -ENODEV if its tracker
+ *            went away, detached or removed, during the call).
  * @reserved: must be zero.
  */
 struct bdsnap_snapshot_dev {
@@ -320,18 +342,38 @@ struct bdsnap_snapshot_dev {
 
 /**
  * struct bdsnap_snapshot_ctl - argument of TAKE and DESTROY
- * @size:     sizeof(struct bdsnap_snapshot_ctl).
- * @flags:    TAKE: 0 or %BDSNAP_TAKE_NO_FREEZE; DESTROY: must be zero.
- * @id:       the snapshot.
- * @take_ns:  out (TAKE): nanoseconds from the first freeze to the last thaw.
- * @reserved: must be zero.
+ * @size:          sizeof(struct bdsnap_snapshot_ctl).
+ * @flags:         TAKE: 0 or %BDSNAP_TAKE_NO_FREEZE; DESTROY: must be zero.
+ * @id:            the snapshot.
+ * @take_ns:       out (TAKE): nanoseconds from the first freeze to the last
+ *                 thaw; in: must be zero.
+ * @wait_ns:       out (TAKE): nanoseconds the take then waited for the
+ *                 writes that were in flight at the switch; in: must be zero.
+ * @writes_waited: out (TAKE): how many writes were in flight at the switch
+ *                 (all devices); in: must be zero.
+ * @reserved0:     must be zero.
+ * @reserved:      must be zero.
+ *
+ * TAKE switches every device's CBT generation and starts copy-on-write at
+ * one instant, then waits (at most the module parameter take_wait_ms) for
+ * every write that had passed the filter before that instant, before the
+ * first chunk is copied and before the images appear. So every write is
+ * either wholly in the image and in the generation before the take, or
+ * wholly after it and in the next generation. Errors: -ETIMEDOUT (those
+ * writes did not complete in time; nothing is taken), -EFBIG (a device
+ * needs more chunks than chunk_max_count allows), the errno of a failed
+ * filesystem freeze, -EIO/-ENODEV (a device went away meanwhile), -EBUSY
+ * (not in state CREATED), -EINVAL (no device).
  */
 struct bdsnap_snapshot_ctl {
 	__u32 size;
 	__u32 flags;
 	__u64 id;
 	__u64 take_ns;
-	__u8 reserved[40];
+	__u64 wait_ns;
+	__u32 writes_waited;
+	__u32 reserved0;
+	__u8 reserved[24];
 };
 
 /* Do not freeze the filesystems around the switch (raw devices only). */
@@ -339,12 +381,22 @@ struct bdsnap_snapshot_ctl {
 
 /**
  * struct bdsnap_snapshot_dev_info - one device of struct bdsnap_snapshot_info
- * @dev:          the original device.
- * @image:        the snapshot image's device (0:0 before TAKE).
- * @chunk_size:   COW granularity in bytes, a power of two.
- * @error:        0, or the positive errno that corrupted the snapshot here.
- * @chunks_copied: chunks whose original data is in difference storage.
- * @reserved:     zero.
+ * @dev:              the original device.
+ * @image:            the snapshot image's device (0:0 before TAKE).
+ * @chunk_size:       COW granularity in bytes, a power of two.
+ * @error:            0, or the positive errno that corrupted the snapshot
+ *                    here.
+ * @chunks_copied:    chunks whose original data is in difference storage.
+ * @chunk_memory:     bytes of kernel memory the device's chunk map uses
+ *                    (chunk records and the index nodes that hold them),
+ *                    counted against the module parameter
+ *                    chunk_memory_max_mib.
+ * @reserve_copies:   copies that ran on the copy reserve because memory
+ *                    could not be had at once (forward progress under
+ *                    memory pressure).
+ * @discards_dropped: discards not passed to the device while the snapshot
+ *                    was taken (see %BDSNAP_SNAPSHOT_TAKEN).
+ * @reserved:         zero.
  */
 struct bdsnap_snapshot_dev_info {
 	struct bdsnap_dev_id dev;
@@ -352,7 +404,10 @@ struct bdsnap_snapshot_dev_info {
 	__u32 chunk_size;
 	__u32 error;
 	__u64 chunks_copied;
-	__u8 reserved[32];
+	__u64 chunk_memory;
+	__u64 reserve_copies;
+	__u64 discards_dropped;
+	__u8 reserved[8];
 };
 
 /**
@@ -424,7 +479,8 @@ enum bdsnap_event_code {
  * @dev:        out: the device concerned (CORRUPTED, DEV_REMOVED), else 0:0.
  * @error:      out: CORRUPTED: the positive errno (ENOSPC: storage
  *              exhausted; EIO: storage or original read failed; ENODEV:
- *              device removed; ENOMEM: out of memory in the I/O path).
+ *              device removed; ENOMEM: out of memory in the I/O path;
+ *              EDQUOT: the chunk maps reached chunk_memory_max_mib).
  * @reserved0:  zero.
  * @used:       out: bytes of storage used when the event happened.
  * @total:      out: bytes of storage available when the event happened.
