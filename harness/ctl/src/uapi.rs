@@ -6,7 +6,7 @@ use std::mem::size_of;
 
 /// Version of the interface this mirror was written against.
 pub const BDSNAP_VERSION_MAJOR: u16 = 0;
-pub const BDSNAP_VERSION_MINOR: u16 = 2;
+pub const BDSNAP_VERSION_MINOR: u16 = 3;
 pub const BDSNAP_VERSION_PATCH: u16 = 0;
 
 /// ioctl type byte of every bdsnap command.
@@ -362,15 +362,22 @@ impl BdsnapSnapshotDev {
     }
 }
 
-/// `struct bdsnap_snapshot_ctl` (TAKE and DESTROY).
+/// `struct bdsnap_snapshot_ctl` (TAKE and DESTROY). The `take_ns`, `wait_ns` and
+/// `writes_waited` outputs of TAKE must be zero on input.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BdsnapSnapshotCtl {
     pub size: u32,
     pub flags: u32,
     pub id: u64,
+    /// Out (TAKE): nanoseconds from the first freeze to the last thaw.
     pub take_ns: u64,
-    pub reserved: [u8; 40],
+    /// Out (TAKE): nanoseconds waited for the writes in flight at the switch.
+    pub wait_ns: u64,
+    /// Out (TAKE): writes in flight at the switch, all devices together.
+    pub writes_waited: u32,
+    pub reserved0: u32,
+    pub reserved: [u8; 24],
 }
 
 impl BdsnapSnapshotCtl {
@@ -380,7 +387,10 @@ impl BdsnapSnapshotCtl {
             flags: 0,
             id,
             take_ns: 0,
-            reserved: [0; 40],
+            wait_ns: 0,
+            writes_waited: 0,
+            reserved0: 0,
+            reserved: [0; 24],
         }
     }
 }
@@ -394,7 +404,14 @@ pub struct BdsnapSnapshotDevInfo {
     pub chunk_size: u32,
     pub error: u32,
     pub chunks_copied: u64,
-    pub reserved: [u8; 32],
+    /// Bytes of kernel memory of the device's chunk map (counted against
+    /// `chunk_memory_max_mib`).
+    pub chunk_memory: u64,
+    /// Copies that ran on the copy reserve under memory pressure.
+    pub reserve_copies: u64,
+    /// Discards completed without reaching the device while the snapshot was taken.
+    pub discards_dropped: u64,
+    pub reserved: [u8; 8],
 }
 
 /// `struct bdsnap_snapshot_info`.

@@ -85,9 +85,12 @@ fn checks() -> Vec<Check> {
             size, flags, id, storage, limit, grow_step, low_space, reserved
         }
         BdsnapSnapshotDev => "bdsnap_snapshot_dev" { size, flags, id, dev, reserved }
-        BdsnapSnapshotCtl => "bdsnap_snapshot_ctl" { size, flags, id, take_ns, reserved }
+        BdsnapSnapshotCtl => "bdsnap_snapshot_ctl" {
+            size, flags, id, take_ns, wait_ns, writes_waited, reserved0, reserved
+        }
         BdsnapSnapshotDevInfo => "bdsnap_snapshot_dev_info" {
-            dev, image, chunk_size, error, chunks_copied, reserved
+            dev, image, chunk_size, error, chunks_copied, chunk_memory, reserve_copies,
+            discards_dropped, reserved
         }
         BdsnapSnapshotInfo => "bdsnap_snapshot_info" {
             size, flags, id, state, error, storage_used, storage_total, storage_limit, count,
@@ -169,6 +172,71 @@ fn rust_structs_and_ioctls_match_the_c_header() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// What the 0.2 mirror of `struct bdsnap_snapshot_ctl` would look like with `wait_ns` after
+/// `writes_waited`: the same size and no padding, only two fields in the wrong place.
+#[repr(C)]
+#[allow(dead_code)]
+struct MisorderedSnapshotCtl {
+    size: u32,
+    flags: u32,
+    id: u64,
+    take_ns: u64,
+    writes_waited: u32,
+    reserved0: u32,
+    wait_ns: u64,
+    reserved: [u8; 24],
+}
+
+/// The 0.2 layout, where everything after `take_ns` was reserved.
+#[repr(C)]
+#[allow(dead_code)]
+struct OldSnapshotCtl {
+    size: u32,
+    flags: u32,
+    id: u64,
+    take_ns: u64,
+    reserved: [u8; 40],
+}
+
+/// The names of the checks whose C and Rust values differ.
+fn mismatched(checks: &[Check]) -> Vec<String> {
+    c_values(checks, "")
+        .into_iter()
+        .zip(checks)
+        .filter(|((_, cv), r)| *cv != r.rust)
+        .map(|((name, _), _)| name)
+        .collect()
+}
+
+#[test]
+fn a_field_in_the_wrong_place_or_of_the_wrong_size_is_caught() {
+    let mut checks = Vec::new();
+    structs! { checks;
+        MisorderedSnapshotCtl => "bdsnap_snapshot_ctl" {
+            size, flags, id, take_ns, writes_waited, reserved0, wait_ns, reserved
+        }
+    }
+    assert_eq!(
+        mismatched(&checks),
+        [
+            "bdsnap_snapshot_ctl.writes_waited.offset",
+            "bdsnap_snapshot_ctl.reserved0.offset",
+            "bdsnap_snapshot_ctl.wait_ns.offset",
+        ]
+    );
+    let mut checks = Vec::new();
+    structs! { checks;
+        OldSnapshotCtl => "bdsnap_snapshot_ctl" { size, flags, id, take_ns, reserved }
+    }
+    assert_eq!(
+        mismatched(&checks),
+        [
+            "bdsnap_snapshot_ctl.reserved.offset",
+            "bdsnap_snapshot_ctl.reserved.size"
+        ]
+    );
 }
 
 #[test]

@@ -367,8 +367,12 @@ fn snapshot_templates(dev: BdsnapDevId) -> Vec<Template> {
         cmd,
         bytes: BdsnapSnapshotCtl::new(ABSENT_SNAPSHOT).as_bytes().to_vec(),
         zero: vec![
+            // out only (TAKE): must be zero on input
             (offset_of!(BdsnapSnapshotCtl, take_ns), 8),
-            (offset_of!(BdsnapSnapshotCtl, reserved), 40),
+            (offset_of!(BdsnapSnapshotCtl, wait_ns), 8),
+            (offset_of!(BdsnapSnapshotCtl, writes_waited), 4),
+            (offset_of!(BdsnapSnapshotCtl, reserved0), 4),
+            (offset_of!(BdsnapSnapshotCtl, reserved), 24),
         ],
         flags: Some((offset_of!(BdsnapSnapshotCtl, flags), allowed)),
         dev: None,
