@@ -14,7 +14,7 @@ pub mod testio;
 pub mod uapi;
 
 pub use device::{BlockDevice, DeviceError};
-pub use snapshot::{CreateParams, Event, EventCode, SnapshotInfo, SnapshotState};
+pub use snapshot::{CreateParams, Event, EventCode, SnapshotInfo, SnapshotState, TakeTimes};
 
 use serde::Serialize;
 use std::fmt;

@@ -144,7 +144,56 @@ pub struct SnapshotDevInfo {
     pub image_path: Option<PathBuf>,
     pub chunk_size: u32,
     pub chunks_copied: u64,
+    /// Bytes of kernel memory the device's chunk map uses (limit: the module parameter
+    /// `chunk_memory_max_mib`); 0 from a 0.2 module.
+    pub chunk_memory: u64,
+    /// Copies that ran on the copy reserve because memory was short.
+    pub reserve_copies: u64,
+    /// Discards completed without reaching the device while the snapshot was taken.
+    pub discards_dropped: u64,
     pub error: ErrnoName,
+}
+
+impl SnapshotDevInfo {
+    fn from_uapi(
+        d: &uapi::BdsnapSnapshotDevInfo,
+        image_path: impl Fn(DevNum) -> Option<PathBuf>,
+    ) -> Self {
+        let image = nonzero_dev(d.image);
+        Self {
+            dev: DevNum(d.dev),
+            image,
+            image_path: image.and_then(image_path),
+            chunk_size: d.chunk_size,
+            chunks_copied: d.chunks_copied,
+            chunk_memory: d.chunk_memory,
+            reserve_copies: d.reserve_copies,
+            discards_dropped: d.discards_dropped,
+            error: ErrnoName(d.error),
+        }
+    }
+}
+
+/// What a TAKE reports about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct TakeTimes {
+    /// Nanoseconds from the first freeze to the last thaw.
+    pub take_ns: u64,
+    /// Nanoseconds the take then waited for the writes in flight at the switch (0 from a 0.2
+    /// module, which does not wait).
+    pub wait_ns: u64,
+    /// Writes in flight at the switch, all devices together.
+    pub writes_waited: u32,
+}
+
+impl TakeTimes {
+    fn from_uapi(c: &uapi::BdsnapSnapshotCtl) -> Self {
+        Self {
+            take_ns: c.take_ns,
+            wait_ns: c.wait_ns,
+            writes_waited: c.writes_waited,
+        }
+    }
 }
 
 /// The answer of SNAPSHOT_INFO.
@@ -293,14 +342,15 @@ impl Control {
         )
     }
 
-    /// Takes the snapshot; returns the nanoseconds from the first freeze to the last thaw.
-    pub fn snapshot_take(&self, id: u64, no_freeze: bool) -> Result<u64, CtlError> {
+    /// Takes the snapshot; returns how long the devices were frozen and how long the take
+    /// then waited for the writes in flight at the switch.
+    pub fn snapshot_take(&self, id: u64, no_freeze: bool) -> Result<TakeTimes, CtlError> {
         let mut arg = uapi::BdsnapSnapshotCtl::new(id);
         if no_freeze {
             arg.flags = uapi::BDSNAP_TAKE_NO_FREEZE;
         }
         self.ioctl(uapi::BDSNAP_IOCTL_SNAPSHOT_TAKE, &target(id), &mut arg)?;
-        Ok(arg.take_ns)
+        Ok(TakeTimes::from_uapi(&arg))
     }
 
     pub fn snapshot_destroy(&self, id: u64) -> Result<(), CtlError> {
@@ -332,17 +382,7 @@ impl Control {
                 storage_limit: arg.storage_limit,
                 devices: devs
                     .iter()
-                    .map(|d| {
-                        let image = nonzero_dev(d.image);
-                        SnapshotDevInfo {
-                            dev: DevNum(d.dev),
-                            image,
-                            image_path: image.and_then(|i| image_path(i.0)),
-                            chunk_size: d.chunk_size,
-                            chunks_copied: d.chunks_copied,
-                            error: ErrnoName(d.error),
-                        }
-                    })
+                    .map(|d| SnapshotDevInfo::from_uapi(d, |i| image_path(i.0)))
                     .collect(),
             });
         }
@@ -444,6 +484,54 @@ mod tests {
         let v = serde_json::to_value(Event::from_uapi(&uapi::BdsnapEvent::new(3, 0))).unwrap();
         assert_eq!(v["code"], "none");
         assert!(v["dev"].is_null() && v["error"].is_null());
+    }
+
+    #[test]
+    fn device_info_and_take_times_carry_the_0_3_fields() {
+        let raw = uapi::BdsnapSnapshotDevInfo {
+            dev: BdsnapDevId {
+                major: 253,
+                minor: 16,
+            },
+            image: BdsnapDevId {
+                major: 252,
+                minor: 0,
+            },
+            chunk_size: 65536,
+            chunks_copied: 7,
+            chunk_memory: 4096,
+            reserve_copies: 2,
+            discards_dropped: 3,
+            ..Default::default()
+        };
+        let d = SnapshotDevInfo::from_uapi(&raw, |_| Some(PathBuf::from("/dev/bdsnap-image0")));
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["dev"], "253:16");
+        assert_eq!(v["image"], "252:0");
+        assert_eq!(v["image_path"], "/dev/bdsnap-image0");
+        assert_eq!(v["chunks_copied"], 7);
+        assert_eq!(v["chunk_memory"], 4096);
+        assert_eq!(v["reserve_copies"], 2);
+        assert_eq!(v["discards_dropped"], 3);
+        assert!(v["error"].is_null());
+        let before_take =
+            SnapshotDevInfo::from_uapi(&uapi::BdsnapSnapshotDevInfo::default(), |_| {
+                panic!("no image to look up before the take")
+            });
+        assert_eq!((before_take.image, before_take.image_path), (None, None));
+
+        let mut ctl = uapi::BdsnapSnapshotCtl::new(4);
+        ctl.take_ns = 1_500_000;
+        ctl.wait_ns = 250_000;
+        ctl.writes_waited = 9;
+        assert_eq!(
+            TakeTimes::from_uapi(&ctl),
+            TakeTimes {
+                take_ns: 1_500_000,
+                wait_ns: 250_000,
+                writes_waited: 9
+            }
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use crate::{parse_size_arg, print_json};
 use anyhow::{bail, Context as _, Result};
-use bdsnapctl::snapshot::{Event, EventCode, SnapshotInfo};
+use bdsnapctl::errno;
+use bdsnapctl::snapshot::{ErrnoName, Event, EventCode, SnapshotInfo, TakeTimes};
 use bdsnapctl::{BlockDevice, Control, CreateParams, DevNum};
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
@@ -37,7 +38,8 @@ pub enum SnapshotCmd {
         #[arg(required = true)]
         devices: Vec<String>,
     },
-    /// Take the snapshot (freeze, switch, thaw); prints the time frozen.
+    /// Take the snapshot (freeze, switch, thaw); prints the time frozen and how long the take
+    /// then waited for the writes in flight at the switch.
     Take {
         id: u64,
         /// Do not freeze filesystems (raw devices only).
@@ -127,14 +129,11 @@ pub fn run(ctl: &Control, cmd: SnapshotCmd, devs: &[BlockDevice], json: bool) ->
             }
         }
         SnapshotCmd::Take { id, no_freeze } => {
-            let take_ns = ctl.snapshot_take(id, no_freeze)?;
-            let take_ms = take_ns as f64 / 1e6;
+            let times = ctl.snapshot_take(id, no_freeze)?;
             if json {
-                print_json(&serde_json::json!({
-                    "id": id, "take_ns": take_ns, "take_ms": take_ms, "no_freeze": no_freeze,
-                }))?;
+                print_json(&take_json(id, &times, no_freeze))?;
             } else {
-                println!("take_ms: {take_ms:.3}");
+                print!("{}", take_text(&times));
             }
         }
         SnapshotCmd::Destroy { id } => {
@@ -148,7 +147,7 @@ pub fn run(ctl: &Control, cmd: SnapshotCmd, devs: &[BlockDevice], json: bool) ->
             if json {
                 print_json(&info)?;
             } else {
-                print_info(&info);
+                print!("{}", info_text(&info));
             }
         }
         SnapshotCmd::List => {
@@ -266,36 +265,148 @@ fn wait_for(ctl: &Control, id: u64, timeout_ms: u32, want: ExpectCode, json: boo
 
 fn event_line(e: &Event) -> String {
     let dev = e.dev.map_or_else(|| "-".to_string(), |d| d.to_string());
-    format!(
+    let mut line = format!(
         "code={} dev={dev} error={} used={} total={} limit={} time_ns={}",
         e.code, e.error, e.used, e.total, e.limit, e.time_ns
+    );
+    if let Some(reason) = errno::corruption_reason(e.error.0) {
+        line.push_str(&format!(" reason=\"{reason}\""));
+    }
+    line
+}
+
+/// An errno with its documented reason: `EDQUOT: chunk metadata limit reached (...)`.
+fn error_text(e: ErrnoName) -> String {
+    match errno::corruption_reason(e.0) {
+        Some(reason) => format!("{e}: {reason}"),
+        None => e.to_string(),
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// `snapshot take --json`: nanoseconds as the module gave them, and milliseconds.
+fn take_json(id: u64, t: &TakeTimes, no_freeze: bool) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "take_ns": t.take_ns,
+        "take_ms": ms(t.take_ns),
+        "wait_ns": t.wait_ns,
+        "wait_ms": ms(t.wait_ns),
+        "writes_waited": t.writes_waited,
+        "no_freeze": no_freeze,
+    })
+}
+
+fn take_text(t: &TakeTimes) -> String {
+    format!(
+        "take_ms: {:.3}\nwait_ms: {:.3}\nwrites_waited: {}\n",
+        ms(t.take_ns),
+        ms(t.wait_ns),
+        t.writes_waited
     )
 }
 
-fn print_info(info: &SnapshotInfo) {
-    println!("id: {}", info.id);
-    println!("state: {}", info.state);
-    println!("error: {}", info.error);
-    println!("storage_used: {}", info.storage_used);
-    println!("storage_total: {}", info.storage_total);
-    println!("storage_limit: {}", info.storage_limit);
-    println!("devices: {}", info.devices.len());
+fn info_text(info: &SnapshotInfo) -> String {
+    let mut out = format!(
+        "id: {}\nstate: {}\nerror: {}\nstorage_used: {}\nstorage_total: {}\n\
+         storage_limit: {}\ndevices: {}\n",
+        info.id,
+        info.state,
+        error_text(info.error),
+        info.storage_used,
+        info.storage_total,
+        info.storage_limit,
+        info.devices.len()
+    );
     for d in &info.devices {
         let image = d.image.map_or_else(|| "-".to_string(), |i| i.to_string());
         let path = d
             .image_path
             .as_ref()
             .map_or_else(|| "-".to_string(), |p| p.display().to_string());
-        println!(
-            "device {}: image {image} {path} chunk_size {} chunks_copied {} error {}",
-            d.dev, d.chunk_size, d.chunks_copied, d.error
-        );
+        out.push_str(&format!(
+            "device {}: image {image} {path} chunk_size {} chunks_copied {} chunk_memory {} \
+             reserve_copies {} discards_dropped {} error {}\n",
+            d.dev,
+            d.chunk_size,
+            d.chunks_copied,
+            d.chunk_memory,
+            d.reserve_copies,
+            d.discards_dropped,
+            d.error
+        ));
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_output_keeps_the_old_keys_and_adds_the_wait() {
+        let t = TakeTimes {
+            take_ns: 1_234_567,
+            wait_ns: 89_000,
+            writes_waited: 12,
+        };
+        assert_eq!(
+            take_text(&t),
+            "take_ms: 1.235\nwait_ms: 0.089\nwrites_waited: 12\n"
+        );
+        let v = take_json(5, &t, true);
+        assert_eq!(v["id"], 5);
+        assert_eq!(v["take_ns"], 1_234_567);
+        assert_eq!(v["take_ms"], 1.234567);
+        assert_eq!(v["wait_ns"], 89_000);
+        assert_eq!(v["wait_ms"], 0.089);
+        assert_eq!(v["writes_waited"], 12);
+        assert_eq!(v["no_freeze"], true);
+    }
+
+    #[test]
+    fn info_text_shows_every_device_field() {
+        let info = SnapshotInfo {
+            id: 2,
+            state: bdsnapctl::SnapshotState::Taken,
+            error: ErrnoName(libc::EDQUOT as u32),
+            storage_used: 10,
+            storage_total: 20,
+            storage_limit: 30,
+            devices: vec![bdsnapctl::snapshot::SnapshotDevInfo {
+                dev: DevNum(bdsnapctl::uapi::BdsnapDevId {
+                    major: 253,
+                    minor: 16,
+                }),
+                image: None,
+                image_path: None,
+                chunk_size: 65536,
+                chunks_copied: 4,
+                chunk_memory: 8192,
+                reserve_copies: 1,
+                discards_dropped: 6,
+                error: ErrnoName(libc::EDQUOT as u32),
+            }],
+        };
+        let text = info_text(&info);
+        assert!(
+            text.starts_with(
+                "id: 2\nstate: taken\nerror: EDQUOT: chunk metadata limit reached \
+                 (chunk_memory_max_mib)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "device 253:16: image - - chunk_size 65536 chunks_copied 4 chunk_memory 8192 \
+                 reserve_copies 1 discards_dropped 6 error EDQUOT\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn event_lines_name_everything() {
@@ -306,14 +417,33 @@ mod tests {
                 major: 253,
                 minor: 16,
             })),
-            error: bdsnapctl::snapshot::ErrnoName(libc::ENOSPC as u32),
+            error: ErrnoName(libc::ENOSPC as u32),
             used: 1,
             total: 2,
             limit: 3,
         };
         assert_eq!(
             event_line(&e),
-            "code=corrupted dev=253:16 error=ENOSPC used=1 total=2 limit=3 time_ns=5"
+            "code=corrupted dev=253:16 error=ENOSPC used=1 total=2 limit=3 time_ns=5 \
+             reason=\"difference storage exhausted\""
+        );
+        let e = Event {
+            error: ErrnoName(libc::EDQUOT as u32),
+            ..e
+        };
+        assert!(event_line(&e).ends_with(
+            " error=EDQUOT used=1 total=2 limit=3 time_ns=5 \
+             reason=\"chunk metadata limit reached (chunk_memory_max_mib)\""
+        ));
+        let e = Event {
+            code: EventCode::LowSpace,
+            dev: None,
+            error: ErrnoName(0),
+            ..e
+        };
+        assert_eq!(
+            event_line(&e),
+            "code=low-space dev=- error=none used=1 total=2 limit=3 time_ns=5"
         );
     }
 }
