@@ -27,6 +27,10 @@ use uapi::BdsnapDevId;
 /// copy, big enough that a 1 TiB device at 64 KiB blocks (16 MiB map) takes 16 calls.
 pub const CBT_READ_CHUNK: u32 = 1 << 20;
 
+/// Times one `CBT_READ` piece is tried again after `EAGAIN` (a take switched the read map
+/// during the call) before the error is returned.
+pub const CBT_READ_EAGAIN_RETRIES: u32 = 8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
     #[error("cannot open {path}: {error} (is the bdsnap module loaded?)")]
@@ -40,6 +44,13 @@ pub enum CtlError {
         command: &'static str,
         target: String,
         errno: i32,
+    },
+    /// A call that failed the same way every time it was tried.
+    #[error("{error} (given up after {attempts} attempts)")]
+    GaveUp {
+        attempts: u32,
+        #[source]
+        error: Box<CtlError>,
     },
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -57,6 +68,7 @@ impl CtlError {
         match self {
             CtlError::Ioctl { errno, .. } => Some(*errno),
             CtlError::Open { error, .. } => error.raw_os_error(),
+            CtlError::GaveUp { error, .. } => error.errno(),
             _ => None,
         }
     }
@@ -141,6 +153,29 @@ impl CbtInfo {
             snap_number: i.snap_number,
             state: i.state,
             state_flags,
+        }
+    }
+}
+
+/// Runs `call` until it does not fail with `EAGAIN`, at most `retries` times more than once;
+/// the last `EAGAIN` is returned wrapped in [`CtlError::GaveUp`].
+fn retry_on_eagain<T>(
+    retries: u32,
+    mut call: impl FnMut() -> Result<T, CtlError>,
+) -> Result<T, CtlError> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        match call() {
+            Err(e) if e.errno() == Some(libc::EAGAIN) => {
+                if attempts > retries {
+                    return Err(CtlError::GaveUp {
+                        attempts,
+                        error: Box::new(e),
+                    });
+                }
+            }
+            other => return other,
         }
     }
 }
@@ -256,7 +291,9 @@ impl Control {
     }
 
     /// Copies `len` map bytes from block `offset` on, in [`CBT_READ_CHUNK`] pieces; `live`
-    /// chooses the live map instead of the read map (stable since the last snapshot).
+    /// chooses the live map instead of the read map (stable since the last snapshot). A piece
+    /// refused with `EAGAIN` (a take switched the read map during the call, so nothing it
+    /// copied may be used) is read again, up to [`CBT_READ_EAGAIN_RETRIES`] times.
     pub fn cbt_read(
         &self,
         dev: &BlockDevice,
@@ -278,7 +315,10 @@ impl Control {
             arg.offset = offset.saturating_add(done as u64);
             arg.length = chunk as u32;
             arg.buf = map[done..].as_mut_ptr() as u64;
-            self.ioctl(uapi::BDSNAP_IOCTL_CBT_READ, &dev.name, &mut arg)?;
+            retry_on_eagain(CBT_READ_EAGAIN_RETRIES, || {
+                let mut call = arg;
+                self.ioctl(uapi::BDSNAP_IOCTL_CBT_READ, &dev.name, &mut call)
+            })?;
             done += chunk;
         }
         Ok(map)
@@ -335,6 +375,57 @@ mod tests {
         };
         assert_eq!(e.to_string(), "VERSION: EPERM: CAP_SYS_ADMIN is required");
         assert_eq!(e.errno(), Some(libc::EPERM));
+    }
+
+    fn eagain() -> CtlError {
+        CtlError::Ioctl {
+            command: "CBT_READ",
+            target: "/dev/vdb".into(),
+            errno: libc::EAGAIN,
+        }
+    }
+
+    #[test]
+    fn eagain_is_retried_a_bounded_number_of_times() {
+        // Fails twice, then succeeds: three calls, the value comes back.
+        let mut calls = 0;
+        let r = retry_on_eagain(8, || {
+            calls += 1;
+            if calls <= 2 {
+                Err(eagain())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+
+        // Always EAGAIN: one call and eight retries, then the error, which keeps its errno.
+        let mut calls = 0;
+        let e = retry_on_eagain(CBT_READ_EAGAIN_RETRIES, || -> Result<(), _> {
+            calls += 1;
+            Err(eagain())
+        })
+        .unwrap_err();
+        assert_eq!(calls, 9);
+        assert_eq!(e.errno(), Some(libc::EAGAIN));
+        assert_eq!(
+            e.to_string(),
+            "CBT_READ /dev/vdb: EAGAIN: a snapshot switched the read map during the call (retry) \
+             (given up after 9 attempts)"
+        );
+
+        // Any other error is returned at once.
+        let mut calls = 0;
+        let e = retry_on_eagain(8, || -> Result<(), _> {
+            calls += 1;
+            Err(CtlError::Ioctl {
+                command: "CBT_READ",
+                target: String::new(),
+                errno: libc::EINVAL,
+            })
+        })
+        .unwrap_err();
+        assert_eq!((calls, e.errno()), (1, Some(libc::EINVAL)));
     }
 
     #[test]
