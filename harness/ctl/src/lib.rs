@@ -324,6 +324,29 @@ impl Control {
         Ok(map)
     }
 
+    /// Exactly one `CBT_READ` call of `buf.len()` map bytes from block `offset` into `buf`,
+    /// without retrying on `EAGAIN`: for tests that need to know what a single call does (where
+    /// the kernel's copy to user space faults, how long it takes).
+    pub fn cbt_read_once(
+        &self,
+        dev: &BlockDevice,
+        offset: u64,
+        buf: &mut [u8],
+        live: bool,
+    ) -> Result<(), CtlError> {
+        let length = u32::try_from(buf.len()).map_err(|_| CtlError::Invalid {
+            command: "CBT_READ",
+            target: dev.name.clone(),
+            what: format!("{} bytes do not fit in one call", buf.len()),
+        })?;
+        let mut arg = uapi::BdsnapCbtRead::new(dev.id);
+        arg.flags = if live { uapi::BDSNAP_CBT_READ_LIVE } else { 0 };
+        arg.offset = offset;
+        arg.length = length;
+        arg.buf = buf.as_mut_ptr() as u64;
+        self.ioctl(uapi::BDSNAP_IOCTL_CBT_READ, &dev.name, &mut arg)
+    }
+
     /// The info and the whole map, read in that order.
     pub fn cbt_read_all(
         &self,

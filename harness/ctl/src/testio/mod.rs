@@ -1,14 +1,16 @@
 //! The guest test tool `bdsnap-testio`: reproducible writes with a log of what was written
 //! ([`write`]), exact verification of the CBT map against that log ([`verify`]), an ioctl
-//! fuzzer for the control device ([`fuzz`]), and pattern files written under load while a
+//! fuzzer for the control device ([`fuzz`]), pattern files written under load while a
 //! snapshot is taken, checked block by block on the snapshot ([`pattern_write`],
-//! [`pattern`]). Pure parts (plans, block math, codecs) are unit-tested on the host; the parts
-//! that need a kernel are thin.
+//! [`pattern`]), one CBT read into a faulting file mapping ([`cbt_mmap`]), memory pressure
+//! ([`hog`]) and RWF_NOWAIT writes ([`nowait`]). Pure parts (plans, block math, codecs) are
+//! unit-tested on the host; the parts that need a kernel are thin.
 
 pub mod blk;
 pub mod caps;
 pub mod extent;
 pub mod fuzz;
+pub mod mem;
 pub mod pattern;
 pub mod pattern_write;
 pub mod rng;
