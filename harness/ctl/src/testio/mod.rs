@@ -8,6 +8,7 @@
 
 pub mod blk;
 pub mod caps;
+pub mod cbt_mmap;
 pub mod extent;
 pub mod fuzz;
 pub mod mem;
