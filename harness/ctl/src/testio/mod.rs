@@ -11,6 +11,7 @@ pub mod caps;
 pub mod cbt_mmap;
 pub mod extent;
 pub mod fuzz;
+pub mod hog;
 pub mod mem;
 pub mod pattern;
 pub mod pattern_write;
