@@ -13,6 +13,7 @@ pub mod extent;
 pub mod fuzz;
 pub mod hog;
 pub mod mem;
+pub mod nowait;
 pub mod pattern;
 pub mod pattern_write;
 pub mod rng;
