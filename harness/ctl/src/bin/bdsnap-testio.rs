@@ -5,17 +5,24 @@
 //! - `fuzz-ioctl`: malformed ioctls to the control device;
 //! - `pattern-write`: self-describing blocks written under load while a take command runs,
 //!   with a log of which writes a snapshot may show;
-//! - `pattern-verify`: a file as the snapshot shows it, checked block by block against that log.
+//! - `pattern-verify`: a file as the snapshot shows it, checked block by block against that log;
+//! - `cbt-read-mmap`: one CBT_READ into a shared file mapping not faulted in yet;
+//! - `hog`: anonymous memory, every page written, held until a time passes or SIGTERM;
+//! - `nowait-write`: O_DIRECT RWF_NOWAIT writes, EAGAIN counted and the write issued again.
 //!
 //! Each prints one JSON summary on stdout and exits non-zero when its check failed.
 
 use anyhow::{Context as _, Result};
 use bdsnapctl::format::parse_size;
-use bdsnapctl::testio::{extent, fuzz, pattern, pattern_write, verify, write};
+use bdsnapctl::testio::{
+    cbt_mmap, extent, fuzz, hog, nowait, pattern, pattern_write, verify, write,
+};
 use bdsnapctl::{BlockDevice, Control};
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(name = "bdsnap-testio", version, about = "bdsnap guest test tool")]
@@ -125,6 +132,46 @@ enum Cmd {
         file_index: usize,
         #[arg(long)]
         path: PathBuf,
+    },
+    /// One CBT_READ of DEVICE's read map (its first MiB if longer) into a MAP_SHARED mapping
+    /// of FILE that is not faulted in yet, so the kernel's copy to user space takes the page
+    /// faults; prints how long the call took.
+    CbtReadMmap {
+        device: String,
+        /// An existing file at least as long as the bytes read; opened read-write.
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_os_t = Control::default_path())]
+        ctl: PathBuf,
+    },
+    /// Allocate MIB MiB of anonymous memory, write every page, print how long that took, then
+    /// hold it for --hold-secs (default: until SIGTERM or SIGINT, which end it with exit 0).
+    Hog {
+        #[arg(long)]
+        mib: u64,
+        #[arg(long)]
+        hold_secs: Option<u64>,
+    },
+    /// O_DIRECT pwritev2(RWF_NOWAIT) of COUNT random aligned blocks of DEVICE; EAGAIN is
+    /// counted and the block written again with a plain pwrite. Fails only on I/O errors.
+    NowaitWrite {
+        device: PathBuf,
+        #[arg(long)]
+        count: u64,
+        /// Bytes per write, a multiple of the logical block size (K, M suffixes).
+        #[arg(long, value_parser = parse_size_arg)]
+        bs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the blocks start, in bytes.
+        #[arg(long, value_parser = parse_size_arg, default_value = "0")]
+        offset: u64,
+        /// Bytes from --offset the writes may use (default: to the end of the device).
+        #[arg(long, value_parser = parse_size_arg)]
+        span: Option<u64>,
+        /// JSON-lines log of the writes, as write-random keeps it (appended to).
+        #[arg(long)]
+        log: Option<PathBuf>,
     },
 }
 
@@ -285,7 +332,65 @@ fn run(cli: Cli) -> Result<bool> {
             print_json(&s)?;
             Ok(s.ok)
         }
+        Cmd::CbtReadMmap { device, file, ctl } => {
+            let dev = BlockDevice::resolve(&device)?;
+            let s = cbt_mmap::run(&cbt_mmap::Args {
+                ctl: &ctl,
+                device: &dev,
+                file: &file,
+            })?;
+            if let Some(e) = &s.error {
+                eprintln!("FAIL CBT_READ into a mapping of {}: {e}", file.display());
+            }
+            print_json(&s)?;
+            Ok(s.ok)
+        }
+        Cmd::Hog { mib, hold_secs } => run_hog(mib, hold_secs),
+        Cmd::NowaitWrite {
+            device,
+            count,
+            bs,
+            seed,
+            offset,
+            span,
+            log,
+        } => {
+            let s = nowait::run(&nowait::Args {
+                device: &device,
+                count,
+                bs,
+                seed,
+                offset,
+                span,
+                log: log.as_deref(),
+            })?;
+            print_json(&s)?;
+            Ok(true)
+        }
     }
+}
+
+fn run_hog(mib: u64, hold_secs: Option<u64>) -> Result<bool> {
+    // Before the memory is touched, so that a SIGTERM meanwhile also ends the hog cleanly.
+    hog::block_stop_signals()?;
+    let (memory, summary) = hog::allocate(mib, hold_secs)?;
+    print_json(&summary)?;
+    // Scenarios wait for this line before they go on.
+    std::io::stdout().flush()?;
+    let held = Instant::now();
+    let end = hog::hold(hold_secs.map(Duration::from_secs))?;
+    drop(memory);
+    let how = match end {
+        hog::HoldEnd::Elapsed => "hold time passed".to_string(),
+        hog::HoldEnd::Signal(libc::SIGTERM) => "SIGTERM".to_string(),
+        hog::HoldEnd::Signal(libc::SIGINT) => "SIGINT".to_string(),
+        hog::HoldEnd::Signal(n) => format!("signal {n}"),
+    };
+    eprintln!(
+        "bdsnap-testio: hog: {how} after {:.1} s; {mib} MiB released",
+        held.elapsed().as_secs_f64()
+    );
+    Ok(true)
 }
 
 fn main() -> ExitCode {
@@ -393,6 +498,110 @@ mod tests {
         assert!(pattern_write(&["--file", "a"], "1Q").is_err(), "bad size");
         assert!(pattern_write(&["--file", "a"], "1M").is_ok());
         assert!(parse(&["pattern-verify", "--log", "l", "--path", "p"]).is_err());
+    }
+
+    #[test]
+    fn the_0_3_commands_parse() {
+        let c = parse(&[
+            "cbt-read-mmap",
+            "/dev/vdb",
+            "--file",
+            "/mnt/frozen/buf",
+            "--ctl",
+            "/tmp/ctl",
+        ])
+        .unwrap();
+        let Cmd::CbtReadMmap { device, file, ctl } = c.command else {
+            panic!()
+        };
+        assert_eq!(device, "/dev/vdb");
+        assert_eq!(file, PathBuf::from("/mnt/frozen/buf"));
+        assert_eq!(ctl, PathBuf::from("/tmp/ctl"));
+        let c = parse(&["cbt-read-mmap", "253:16", "--file", "f"]).unwrap();
+        assert!(
+            matches!(c.command, Cmd::CbtReadMmap { ctl, .. } if ctl == Control::default_path())
+        );
+
+        let c = parse(&["hog", "--mib", "256"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Cmd::Hog {
+                mib: 256,
+                hold_secs: None
+            }
+        ));
+        let c = parse(&["hog", "--mib", "8", "--hold-secs", "30"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Cmd::Hog {
+                mib: 8,
+                hold_secs: Some(30)
+            }
+        ));
+
+        let c = parse(&[
+            "nowait-write",
+            "/dev/vdb",
+            "--count",
+            "1000",
+            "--bs",
+            "4K",
+            "--offset",
+            "1M",
+            "--span",
+            "64M",
+            "--seed",
+            "9",
+            "--log",
+            "/root/nowait.log",
+        ])
+        .unwrap();
+        let Cmd::NowaitWrite {
+            count,
+            bs,
+            seed,
+            offset,
+            span,
+            log,
+            ..
+        } = c.command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (count, bs, seed, offset, span),
+            (1000, 4096, 9, 1 << 20, Some(64 << 20))
+        );
+        assert_eq!(log, Some(PathBuf::from("/root/nowait.log")));
+        let c = parse(&["nowait-write", "/dev/vdb", "--count", "1", "--bs", "512"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Cmd::NowaitWrite {
+                seed: 1,
+                offset: 0,
+                span: None,
+                log: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_0_3_arguments_are_refused() {
+        assert!(parse(&["cbt-read-mmap", "/dev/vdb"]).is_err(), "--file");
+        assert!(parse(&["hog"]).is_err(), "--mib");
+        assert!(parse(&["hog", "--mib", "-1"]).is_err());
+        assert!(parse(&["hog", "--mib", "1", "--hold-secs", "1.5"]).is_err());
+        assert!(
+            parse(&["nowait-write", "/dev/vdb", "--bs", "4K"]).is_err(),
+            "--count"
+        );
+        assert!(
+            parse(&["nowait-write", "/dev/vdb", "--count", "1"]).is_err(),
+            "--bs"
+        );
+        let e = parse(&["nowait-write", "/dev/vdb", "--count", "1", "--bs", "4Q"]).unwrap_err();
+        assert!(e.to_string().contains("expected a byte count"), "{e}");
     }
 
     #[test]
