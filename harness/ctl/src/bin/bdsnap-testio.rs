@@ -141,6 +141,10 @@ enum Cmd {
         /// An existing file at least as long as the bytes read; opened read-write.
         #[arg(long)]
         file: PathBuf,
+        /// Shell command run once FILE is mapped, before the call: e.g. `fsfreeze -f MNT` (an
+        /// open for writing would wait on a frozen filesystem, so freeze after it).
+        #[arg(long, value_name = "CMD")]
+        before_read: Option<String>,
         #[arg(long, default_value_os_t = Control::default_path())]
         ctl: PathBuf,
     },
@@ -332,12 +336,18 @@ fn run(cli: Cli) -> Result<bool> {
             print_json(&s)?;
             Ok(s.ok)
         }
-        Cmd::CbtReadMmap { device, file, ctl } => {
+        Cmd::CbtReadMmap {
+            device,
+            file,
+            before_read,
+            ctl,
+        } => {
             let dev = BlockDevice::resolve(&device)?;
             let s = cbt_mmap::run(&cbt_mmap::Args {
                 ctl: &ctl,
                 device: &dev,
                 file: &file,
+                before_read: before_read.as_deref(),
             })?;
             if let Some(e) = &s.error {
                 eprintln!("FAIL CBT_READ into a mapping of {}: {e}", file.display());
@@ -511,13 +521,31 @@ mod tests {
             "/tmp/ctl",
         ])
         .unwrap();
-        let Cmd::CbtReadMmap { device, file, ctl } = c.command else {
+        let Cmd::CbtReadMmap {
+            device,
+            file,
+            ctl,
+            before_read,
+        } = c.command
+        else {
             panic!()
         };
+        assert_eq!(before_read, None);
         assert_eq!(device, "/dev/vdb");
         assert_eq!(file, PathBuf::from("/mnt/frozen/buf"));
         assert_eq!(ctl, PathBuf::from("/tmp/ctl"));
-        let c = parse(&["cbt-read-mmap", "253:16", "--file", "f"]).unwrap();
+        let c = parse(&[
+            "cbt-read-mmap",
+            "253:16",
+            "--file",
+            "f",
+            "--before-read",
+            "fsfreeze -f /mnt/a",
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.command, Cmd::CbtReadMmap { before_read: Some(b), .. } if b == "fsfreeze -f /mnt/a")
+        );
         assert!(
             matches!(c.command, Cmd::CbtReadMmap { ctl, .. } if ctl == Control::default_path())
         );

@@ -3,12 +3,18 @@
 //! filesystem those faults wait for the thaw: a scenario runs this against a file there while
 //! a snapshot is taken, to show that such a reader does not hold up the take (the module copies
 //! the read map under its lock, but never across the copy to user space).
+//!
+//! The file must be opened and mapped before its filesystem is frozen (an open for writing
+//! waits for the thaw), so `--before-read` runs a command, typically the freeze, between the
+//! mapping and the call.
 
 use super::mem::Mapping;
 use crate::{errno, BlockDevice, Control, CtlError, CBT_READ_CHUNK};
 use serde::Serialize;
 use std::fs::OpenOptions;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +31,19 @@ pub enum CbtMmapError {
     TooShort { path: PathBuf, len: u64, need: u64 },
     #[error("{device}: the CBT map has no blocks")]
     EmptyMap { device: String },
+    #[error("before-read command {cmd:?}: {error}")]
+    Spawn { cmd: String, error: std::io::Error },
+    #[error("before-read command {cmd:?} failed ({status}); no CBT_READ was made")]
+    BeforeRead { cmd: String, status: ExitStatus },
 }
 
 pub struct Args<'a> {
     pub ctl: &'a Path,
     pub device: &'a BlockDevice,
     pub file: &'a Path,
+    /// A shell command run after the mapping and before the call (`sh -c`; its stdout goes to
+    /// our stderr); it must succeed.
+    pub before_read: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +62,11 @@ pub struct Summary {
     /// returned, to place it against a take made by another process.
     pub start_boottime_ns: u64,
     pub end_boottime_ns: u64,
+    /// `CLOCK_BOOTTIME` when the tool began and when the file was open and mapped: time spent
+    /// before the call (a file system that blocks the open, say) shows as the gap to
+    /// `start_boottime_ns`.
+    pub began_boottime_ns: u64,
+    pub mapped_boottime_ns: u64,
     pub ok: bool,
     /// The errno name when the call failed.
     pub errno: Option<String>,
@@ -79,7 +97,34 @@ pub fn boottime_ns() -> u64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
+/// Runs `cmd` with `sh -c`, its stdout on our stderr so that ours stays one JSON object.
+fn run_before_read(cmd: &str) -> Result<(), CbtMmapError> {
+    let spawn = |error| CbtMmapError::Spawn {
+        cmd: cmd.to_string(),
+        error,
+    };
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(spawn)?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stderr))
+        .status()
+        .map_err(spawn)?;
+    if !status.success() {
+        return Err(CbtMmapError::BeforeRead {
+            cmd: cmd.to_string(),
+            status,
+        });
+    }
+    Ok(())
+}
+
 pub fn run(a: &Args) -> Result<Summary, CbtMmapError> {
+    let began_boottime_ns = boottime_ns();
     let file_err = |what| {
         let path = a.file.to_path_buf();
         move |error| CbtMmapError::File { path, what, error }
@@ -107,6 +152,10 @@ pub fn run(a: &Args) -> Result<Summary, CbtMmapError> {
         });
     }
     let mut map = Mapping::file_shared(&file, len).map_err(file_err("mmap MAP_SHARED"))?;
+    let mapped_boottime_ns = boottime_ns();
+    if let Some(cmd) = a.before_read {
+        run_before_read(cmd)?;
+    }
 
     let start_boottime_ns = boottime_ns();
     let started = Instant::now();
@@ -130,6 +179,8 @@ pub fn run(a: &Args) -> Result<Summary, CbtMmapError> {
         elapsed_ms,
         start_boottime_ns,
         end_boottime_ns,
+        began_boottime_ns,
+        mapped_boottime_ns,
         ok: result.is_ok(),
         errno,
         error,
@@ -168,6 +219,8 @@ mod tests {
             elapsed_ms: 1.5,
             start_boottime_ns: 1,
             end_boottime_ns: 2,
+            began_boottime_ns: 0,
+            mapped_boottime_ns: 1,
             ok: false,
             errno: Some(errno::name(libc::EFAULT)),
             error: Some("CBT_READ /dev/vdb: EFAULT: bad address".into()),
@@ -178,6 +231,16 @@ mod tests {
         assert_eq!(v["errno"], "EFAULT");
         assert!(v["blocks_set"].is_null());
         assert_eq!(v["bytes"], 3);
+    }
+
+    #[test]
+    fn the_before_read_command_must_succeed() {
+        assert!(run_before_read("true").is_ok());
+        let e = run_before_read("exit 3").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "before-read command \"exit 3\" failed (exit status: 3); no CBT_READ was made"
+        );
     }
 
     #[test]
