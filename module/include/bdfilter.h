@@ -4,15 +4,22 @@
  * such as bdsnap.ko.
  *
  * A filter is attached to one block device: a whole disk or a partition.
- * Every bio submitted to that device (for a whole-disk filter: also to any of
- * its partitions) reaches the filter's ->submit_bio() at the very beginning of
- * submit_bio_noacct(), in the submitter's context, before the block layer
- * remaps, splits or queues it. Several filters may be attached at once, each
- * to its own device; a partition and its whole disk may both have one (the
- * partition's filter sees the bio first).
+ * Every bio that lands on that device reaches the filter's ->submit_bio() at
+ * the very beginning of submit_bio_noacct(), in the submitter's context,
+ * before the block layer remaps, splits or queues it: for a whole-disk
+ * filter, every bio to the disk or to any of its partitions; for a partition
+ * filter, every bio to the partition and every bio addressed to the whole
+ * disk (by anyone: a dm mapping of the disk, a tool writing the disk) whose
+ * range overlaps the partition, with the overlapping part of its range.
+ * Several filters may be attached at once, each to its own device; a
+ * partition and its whole disk may both have one.
  *
- * Bios a filter passes on, and bios a filter driver submits itself with
- * bdfilter_submit_bio(), are not filtered again.
+ * The filters a bio reaches form a chain: the filter of the partition it is
+ * addressed to (or, for a bio to the whole disk, those of the partitions it
+ * overlaps, in attach order), then the whole disk's. A filter that takes a
+ * bio over resubmits it with bdfilter_resubmit_bio(), which runs the rest of
+ * the chain; bios a filter driver submits itself with bdfilter_submit_bio()
+ * are not filtered at all.
  *
  * Lifetime: the filter driver owns struct bdfilter (usually embedded in its
  * own object) and must keep it alive from bdfilter_attach() until
@@ -52,15 +59,19 @@ enum bdfilter_detach_reason {
 
 struct bdfilter_ops {
 	/*
-	 * Called for each bio to the filtered device. @sector is the bio's
-	 * first sector relative to the start of the filtered device (for a
-	 * whole-disk filter seeing a partition's bio, the partition offset is
-	 * already added). Runs in the submitter's context: it may sleep only
-	 * if the bio does not have REQ_NOWAIT; it must not allocate memory
-	 * with a mask that can recurse into block I/O (use GFP_NOIO).
+	 * Called for each bio that lands on the filtered device. @sector and
+	 * @nr_sectors are the part of the bio's range on the filtered device,
+	 * relative to its start: the whole bio for a bio addressed to the
+	 * device (for a whole-disk filter seeing a partition's bio, the
+	 * partition offset is already added), the overlap with the partition
+	 * for a partition filter seeing a bio to its whole disk. Runs in the
+	 * submitter's context: it may sleep only if the bio does not have
+	 * REQ_NOWAIT; it must not allocate memory with a mask that can recurse
+	 * into block I/O (use GFP_NOIO).
 	 */
 	enum bdfilter_result (*submit_bio)(struct bdfilter *flt, struct bio *bio,
-					   sector_t sector);
+					   sector_t sector,
+					   unsigned int nr_sectors);
 	/*
 	 * Called exactly once when the filter is detached, after the last
 	 * ->submit_bio() call returned. Process context; may sleep. The
@@ -111,9 +122,17 @@ int bdfilter_attach(struct bdfilter *flt, dev_t dev, struct module *owner);
 int bdfilter_detach(struct bdfilter *flt);
 
 /*
- * Submit @bio to its device without filtering it again: for bios a filter
- * took over (BDFILTER_DONE) and for the filter driver's own I/O.
+ * Submit @bio to its device without filtering it at all: for the filter
+ * driver's own I/O.
  */
 void bdfilter_submit_bio(struct bio *bio);
+
+/*
+ * Submit @bio, which @flt took over (BDFILTER_DONE), to the filters after
+ * @flt in its chain, then to its device. A filter that takes it over then
+ * owns it. Process context; may sleep if those filters do. If @flt is not
+ * in the bio's chain any more (detached meanwhile), the whole chain runs.
+ */
+void bdfilter_resubmit_bio(const struct bdfilter *flt, struct bio *bio);
 
 #endif /* BDFILTER_H */

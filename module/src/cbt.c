@@ -18,7 +18,9 @@
  *
  * Readers of the live map (CBT_READ with BDSNAP_CBT_READ_LIVE) copy it
  * without the spinlock: the result is a moment's view, each byte a value
- * that was really stored, which is all the live map promises.
+ * that was really stored, which is all the live map promises. Readers of
+ * the read map copy it under switch_lock into a kernel buffer, piece by
+ * piece, and to user space without any lock (see bdsnap_cbt_copy_to_user()).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -151,18 +153,18 @@ static void bdsnap_cbt_store(struct bdsnap_cbt *cbt, sector_t sector,
 	memset(cbt->live_map + first, cbt->snap_number, last - first + 1);
 }
 
-bool bdsnap_cbt_mark(struct bdsnap_cbt *cbt, sector_t sector, u64 nr_sectors)
+bool bdsnap_cbt_mark_locked(struct bdsnap_cbt *cbt, sector_t sector,
+			    u64 nr_sectors)
 {
 	bool history_lost = false;
-	unsigned long irqflags;
 	sector_t end;
 
+	lockdep_assert_held(&cbt->lock);
 	if (!nr_sectors)
 		return false;
 	if (check_add_overflow(sector, (sector_t)nr_sectors, &end))
 		end = (sector_t)-1;
 
-	spin_lock_irqsave(&cbt->lock, irqflags);
 	if (end > cbt->device_sectors) {
 		/*
 		 * The device grew (or the write is past its end and will fail):
@@ -178,15 +180,22 @@ bool bdsnap_cbt_mark(struct bdsnap_cbt *cbt, sector_t sector, u64 nr_sectors)
 	}
 	if (sector < end)
 		bdsnap_cbt_store(cbt, sector, end);
-	spin_unlock_irqrestore(&cbt->lock, irqflags);
 	return history_lost;
 }
 
-int bdsnap_cbt_switch(struct bdsnap_cbt *cbt)
+void bdsnap_cbt_lose_history_locked(struct bdsnap_cbt *cbt)
+{
+	lockdep_assert_held(&cbt->lock);
+	uuid_gen(&cbt->generation_id);
+}
+
+int bdsnap_cbt_switch(struct bdsnap_cbt *cbt, void (*at_switch)(void *arg),
+		      void *arg)
 {
 	unsigned long irqflags;
 
 	mutex_lock(&cbt->switch_lock);
+	cbt->switch_seq++;
 	spin_lock_irqsave(&cbt->lock, irqflags);
 	if (cbt->snap_number == U8_MAX) {
 		/* No byte value left: start over with a new history. */
@@ -204,6 +213,8 @@ int bdsnap_cbt_switch(struct bdsnap_cbt *cbt)
 		if (cbt->state & BDSNAP_CBT_RESIZED)
 			uuid_gen(&cbt->generation_id);
 	}
+	if (at_switch)
+		at_switch(arg);
 	spin_unlock_irqrestore(&cbt->lock, irqflags);
 	mutex_unlock(&cbt->switch_lock);
 	return 0;
@@ -226,21 +237,60 @@ void bdsnap_cbt_get_info(struct bdsnap_cbt *cbt, struct bdsnap_cbt_info *info)
 	spin_unlock_irqrestore(&cbt->lock, irqflags);
 }
 
-int bdsnap_cbt_copy_to_user(struct bdsnap_cbt *cbt, bool live, u64 offset,
-			    u32 length, u8 __user *buf)
+/* The live map straight to user space, in pieces: no lock to hold. */
+static int bdsnap_cbt_copy_live(struct bdsnap_cbt *cbt, u64 offset,
+				u32 length, u8 __user *buf)
 {
-	const u8 *map = live ? cbt->live_map : cbt->read_map;
 	u32 done = 0;
-	int ret = 0;
-
-	/* The read map must not change under the copy (see the top). */
-	if (!live && mutex_lock_killable(&cbt->switch_lock))
-		return -EINTR;
 
 	while (done < length) {
 		u32 n = min_t(u32, length - done, BDSNAP_CBT_COPY_CHUNK);
 
-		if (copy_to_user(buf + done, map + offset + done, n)) {
+		if (copy_to_user(buf + done, cbt->live_map + offset + done, n))
+			return -EFAULT;
+		done += n;
+		if (done < length) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+int bdsnap_cbt_copy_to_user(struct bdsnap_cbt *cbt, bool live, u64 offset,
+			    u32 length, u8 __user *buf)
+{
+	u32 piece = min_t(u32, length, BDSNAP_CBT_COPY_CHUNK);
+	u32 done = 0;
+	u64 seq = 0;
+	u8 *bounce;
+	int ret = 0;
+
+	if (live)
+		return bdsnap_cbt_copy_live(cbt, offset, length, buf);
+
+	bounce = kvmalloc(piece, GFP_KERNEL);
+	if (!bounce)
+		return -ENOMEM;
+	while (done < length) {
+		u32 n = min_t(u32, length - done, piece);
+
+		if (mutex_lock_killable(&cbt->switch_lock)) {
+			ret = -EINTR;
+			break;
+		}
+		if (!done)
+			seq = cbt->switch_seq;
+		else if (seq != cbt->switch_seq)
+			ret = -EAGAIN;	/* the pieces would mix generations */
+		if (!ret)
+			memcpy(bounce, cbt->read_map + offset + done, n);
+		mutex_unlock(&cbt->switch_lock);
+		if (ret)
+			break;
+		/* No lock held: this may fault, and wait, for as long as it takes. */
+		if (copy_to_user(buf + done, bounce, n)) {
 			ret = -EFAULT;
 			break;
 		}
@@ -253,9 +303,7 @@ int bdsnap_cbt_copy_to_user(struct bdsnap_cbt *cbt, bool live, u64 offset,
 			cond_resched();
 		}
 	}
-
-	if (!live)
-		mutex_unlock(&cbt->switch_lock);
+	kvfree(bounce);
 	return ret;
 }
 

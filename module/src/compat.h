@@ -184,6 +184,44 @@ static inline sector_t bdfilter_bio_part_start(struct bio *bio)
 }
 
 /*
+ * Where partition @partno of @disk lies now, in sectors of the disk: false
+ * if it does not exist (any more). Must not sleep (called for bios).
+ */
+static inline bool bdfilter_part_range(struct gendisk *disk, u8 partno,
+				       sector_t *start, sector_t *nr)
+{
+	bool found = false;
+
+	rcu_read_lock();
+#ifdef HAVE_DISK_PART_TBL_XARRAY
+	{
+		struct block_device *part = xa_load(&disk->part_tbl, partno);
+
+		if (part) {
+			*start = part->bd_start_sect;
+			*nr = bdev_nr_sectors(part);
+			found = true;
+		}
+	}
+#else
+	{
+		struct disk_part_tbl *tbl = rcu_dereference(disk->part_tbl);
+		struct hd_struct *part = NULL;
+
+		if (partno < tbl->len)
+			part = rcu_dereference(tbl->part[partno]);
+		if (part) {
+			*start = part->start_sect;
+			*nr = READ_ONCE(part->nr_sects);
+			found = true;
+		}
+	}
+#endif
+	rcu_read_unlock();
+	return found && *nr;
+}
+
+/*
  * A block device opened read-only and not exclusively: by
  * bdev_file_open_by_dev() since 6.9, blkdev_get_by_dev() before (with
  * holder ops 6.5 to 6.8).
@@ -291,6 +329,66 @@ static inline struct bio *bdsnap_bio_alloc(struct block_device *bdev,
 #endif
 }
 
+/* A bio from @bs for @bdev (bio_alloc_bioset(bdev, ...) since 5.18). */
+static inline struct bio *bdsnap_bio_alloc_bioset(struct block_device *bdev,
+						  unsigned short nr_vecs,
+						  unsigned int opf, gfp_t gfp,
+						  struct bio_set *bs)
+{
+#ifdef HAVE_BIO_ALLOC_BDEV
+	return bio_alloc_bioset(bdev, nr_vecs, (__force blk_opf_t)opf, gfp,
+				bs);
+#else
+	struct bio *bio = bio_alloc_bioset(gfp, nr_vecs, bs);
+
+	if (bio) {
+		bio_set_dev(bio, bdev);
+		bio->bi_opf = opf;
+	}
+	return bio;
+#endif
+}
+
+/*
+ * A bio a filter held and resubmits later from a worker: it must not keep
+ * REQ_NOWAIT (a late BLK_STS_AGAIN would reach a caller that was already
+ * told the bio was accepted) nor its polling flag (REQ_POLLED since 5.16,
+ * REQ_HIPRI before): its submitter polls a cookie it never got, and on 5.10
+ * a polled queue has no interrupt to complete it. Cleared, the bio
+ * completes by interrupt, which io_uring's polling loop notices.
+ */
+static inline void bdsnap_bio_make_blocking(struct bio *bio)
+{
+	bio->bi_opf &= ~REQ_NOWAIT;
+#if defined(HAVE_BIO_CLEAR_POLLED)
+	bio_clear_polled(bio);
+#elif defined(REQ_POLLED)
+	bio->bi_opf &= ~REQ_POLLED;
+#else
+	bio->bi_opf &= ~REQ_HIPRI;
+#endif
+}
+
+/*
+ * The completion bio_chain() gives a child bio (bio_chain_endio(), static
+ * in block/bio.c), learnt from bio_chain() on two bios on the stack, which
+ * are never submitted. Process context.
+ */
+static inline bio_end_io_t *bdsnap_bio_chain_endio(void)
+{
+	struct bio parent, child;
+
+#ifdef HAVE_BIO_INIT_BDEV
+	bio_init(&parent, NULL, NULL, 0, 0);
+	bio_init(&child, NULL, NULL, 0, 0);
+#else
+	bio_init(&parent, NULL, 0);
+	bio_init(&child, NULL, 0);
+#endif
+	bio_chain(&child, &parent);
+	return child.bi_end_io;
+}
+
 /* Filesystem freeze around the take; 5.10 must keep the super block. */
 struct bdsnap_freeze_state {
 #if !defined(HAVE_BDEV_FREEZE) && !defined(HAVE_FREEZE_BDEV_INT)
@@ -377,16 +475,23 @@ static inline int bdsnap_add_disk(struct gendisk *disk)
 }
 
 /*
- * After del_gendisk() (or instead, for a disk never added): make sure the
- * disk's ->submit_bio() is not called any more. 6.x: del_gendisk() marked
- * the disk dead already. 5.10: only blk_cleanup_queue() marks the queue
- * dying, which also waits for the callers inside ->submit_bio(). The disk
- * is then freed with put_disk().
+ * After del_gendisk() (or instead, for a disk never added, @added false):
+ * make sure the disk's ->submit_bio() is not called any more. 6.x:
+ * del_gendisk() marked the disk dead already, and put_disk() alone frees a
+ * disk never added with its queue. 5.10: only blk_cleanup_queue() marks the
+ * queue dying, which also waits for the callers inside ->submit_bio(), and
+ * drops the queue reference blk_alloc_queue() made; add_disk() had taken
+ * one more, which put_disk()'s release drops. A disk never added has no
+ * such reference: its queue pointer is cleared, or the release would drop
+ * a reference to a queue already freed (as 5.10's own drivers do on their
+ * error paths). The disk is then freed with put_disk().
  */
-static inline void bdsnap_disk_shutdown(struct gendisk *disk)
+static inline void bdsnap_disk_shutdown(struct gendisk *disk, bool added)
 {
 #ifdef HAVE_BLK_CLEANUP_QUEUE
 	blk_cleanup_queue(disk->queue);
+	if (!added)
+		disk->queue = NULL;
 #endif
 }
 

@@ -34,6 +34,8 @@ struct bdsnap_snapshot;
 extern unsigned int bdsnap_chunk_min_shift;
 extern unsigned int bdsnap_chunk_max_shift;
 extern unsigned int bdsnap_chunk_max_count;
+/* Cap on all chunk maps' memory, MiB (main.c); 0 at load: an eighth of RAM. */
+extern unsigned int bdsnap_chunk_memory_max_mib;
 
 /* A chunk without an entry in cow->chunks still has its data in place. */
 enum bdsnap_chunk_state {
@@ -49,7 +51,13 @@ enum bdsnap_chunk_state {
 struct bdsnap_held_bio {
 	struct bdsnap_held_bio *next;
 	struct bio *bio;
-	sector_t sector;	/* bio start relative to the device */
+	/*
+	 * The part of the bio on the device, relative to its start (the
+	 * filter's view: for a partition seeing a bio to its whole disk, only
+	 * the overlap), which the worker needs to re-run the chunk walk.
+	 */
+	sector_t sector;
+	unsigned int nr_sectors;
 };
 
 struct bdsnap_chunk {
@@ -70,6 +78,8 @@ struct bdsnap_chunk {
 	 * @batch - 1 following ones, created with it (their works are unused).
 	 */
 	unsigned int batch;
+	/* Under cow->gate_lock: the next batch waiting for the gate. */
+	struct bdsnap_chunk *gate_next;
 	struct work_struct work;
 };
 
@@ -84,6 +94,8 @@ struct bdsnap_cow {
 	struct bdsnap_diff_storage *storage;
 
 	dev_t dev;
+	/* The tracker's filter: held writes go on through the rest of its chain. */
+	const struct bdfilter *flt;
 	/* The original device, open read only, for the copies' reads. */
 	struct bdfilter_bdev_ref orig;
 	sector_t nr_sectors;		/* size when the snapshot was taken */
@@ -107,7 +119,21 @@ struct bdsnap_cow {
 	/* Woken whenever a chunk leaves COPYING. */
 	wait_queue_head_t copy_wait;
 
+	/*
+	 * The copy gate: closed from the switch until the take has waited for
+	 * the writes in flight before it, so that no copy reads a chunk such
+	 * a write is still on its way to. Batches started meanwhile wait on
+	 * @gated (a list through chunk->gate_next), queued when it opens.
+	 */
+	spinlock_t gate_lock;
+	bool gate_open;
+	struct bdsnap_chunk *gated;
+
 	atomic64_t chunks_copied;
+	atomic64_t reserve_copies;	/* copied on the reserve buffer */
+	atomic64_t discards_dropped;
+	/* Bytes of chunk records and index nodes, counted in the module cap. */
+	atomic64_t chunk_memory;
 };
 
 /* Module-wide setup: SRCU, workqueue, mempools. Process context. */
@@ -118,32 +144,60 @@ void bdsnap_cow_exit_module(void);
 int bdsnap_cow_check_params(void);
 
 /*
- * Create the COW state of @dev, @nr_sectors long, in @snap (referenced
- * here), not yet published. Opens the device read only. Process context,
- * sleeps. Returns the cow or an ERR_PTR (-ENOMEM, -ENODEV, -EFBIG).
+ * Create the COW state of @dev (filtered by @flt) in @snap (referenced
+ * here), not yet published, its copy gate closed. Opens the device read
+ * only; the cow covers the device's size now, which is the size of the
+ * image. Process context, sleeps. Returns the cow or an ERR_PTR (-ENOMEM,
+ * -ENODEV, -EFBIG, -EINVAL for an empty device).
  */
 struct bdsnap_cow *bdsnap_cow_create(struct bdsnap_snapshot *snap, dev_t dev,
-				     sector_t nr_sectors);
+				     const struct bdfilter *flt);
 
 void bdsnap_cow_get(struct bdsnap_cow *cow);
 /* Drop a reference; the last one frees chunks and closes the device. */
 void bdsnap_cow_put(struct bdsnap_cow *cow);
 
 /*
- * The tracker's hook: run @bio, addressed to the device at @sector, through
- * the cow published in *@slot, if any. Called after the CBT was marked.
- * Sleeps only for bios without REQ_NOWAIT (mempool_alloc); fails REQ_NOWAIT
- * bios that would have to wait with BLK_STS_AGAIN. Never fails a bio
- * otherwise: on an internal error it corrupts the snapshot and passes.
+ * The read side of a published cow (SRCU: the hook may sleep under it) and
+ * the dereference of a slot inside it. Any context.
  */
-enum bdfilter_result bdsnap_cow_filter_bio(struct bdsnap_cow __rcu **slot,
-					   struct bio *bio, sector_t sector);
+int bdsnap_cow_read_lock(void);
+void bdsnap_cow_read_unlock(int idx);
+struct bdsnap_cow *bdsnap_cow_deref(struct bdsnap_cow __rcu **slot);
+
+/*
+ * The tracker's hook, for a data-changing @bio of which @nr_sectors at
+ * @sector (relative to the device) land on @cow's device, after the CBT
+ * was marked, inside bdsnap_cow_read_lock(). A first write to a chunk is
+ * held until the chunk is copied (BDFILTER_DONE), later ones pass. Sleeps
+ * only for bios without REQ_NOWAIT (GFP_NOIO); a REQ_NOWAIT bio is held
+ * all the same if that needs no waiting, else ends with BLK_STS_AGAIN.
+ * Never fails a bio otherwise: on an internal error it corrupts the
+ * snapshot (before letting the write pass) and passes.
+ */
+enum bdfilter_result bdsnap_cow_submit_bio(struct bdsnap_cow *cow,
+					   struct bio *bio, sector_t sector,
+					   unsigned int nr_sectors);
+
+/*
+ * Whether @bio is a discard that @cow does not pass to the device (see the
+ * UAPI header's snapshot states), and completing it so. Any context.
+ */
+bool bdsnap_cow_drops(struct bdsnap_cow *cow, struct bio *bio);
+void bdsnap_cow_drop(struct bdsnap_cow *cow, struct bio *bio);
 
 /*
  * Start COW for *@slot's device: every write from now on goes through
- * @cow. Process context. Takes a reference for the slot.
+ * @cow. Any context (the switch runs it under a spinlock). Takes a
+ * reference for the slot.
  */
 void bdsnap_cow_publish(struct bdsnap_cow __rcu **slot, struct bdsnap_cow *cow);
+
+/*
+ * Open the copy gate: the copies started since the switch are queued, and
+ * new ones from now on. Process context.
+ */
+void bdsnap_cow_open_gate(struct bdsnap_cow *cow);
 
 /*
  * Stop COW: clear *@slot and wait until no hook uses the old cow. Returns

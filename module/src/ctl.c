@@ -100,10 +100,14 @@ static long bdsnap_ctl_version(struct bdsnap_version __user *uarg)
 }
 
 /*
- * Serialises TRACKER_ATTACH with SNAPSHOT_ADD: each checks the other's
- * effect (a tracked partition next to its tracked disk, see
- * bdsnap_tracker_has_sibling()) before making its own. Outermost lock of
- * the module; nothing that waits for it holds another lock.
+ * Serialises the commands that change who may be in a snapshot, and where
+ * storage may be, with the checks each makes of the others' effects:
+ * TRACKER_ATTACH and SNAPSHOT_ADD (a tracked partition next to its tracked
+ * disk, see bdsnap_tracker_has_sibling()), TRACKER_DETACH and SNAPSHOT_ADD
+ * (a snapshot must never take a device whose filter a detach is removing),
+ * SNAPSHOT_CREATE and APPEND_STORAGE against SNAPSHOT_ADD (storage never
+ * where a snapshot's filter sees its writes). Outermost lock of the module;
+ * nothing that waits for it holds another lock.
  */
 static DEFINE_MUTEX(bdsnap_ctl_member_lock);
 
@@ -124,11 +128,12 @@ static long bdsnap_ctl_tracker(struct bdsnap_tracker_ctl __user *uarg,
 	if (!bdsnap_ctl_devt(&ctl.dev, &dev))
 		return attach ? -ENODEV : -ENOENT;
 
-	if (!attach)
-		return bdsnap_tracker_detach(dev);
 	mutex_lock(&bdsnap_ctl_member_lock);
-	ret = bdsnap_tracker_attach(dev,
-				    ctl.flags & BDSNAP_TRACKER_FILTER_ONLY);
+	if (attach)
+		ret = bdsnap_tracker_attach(dev,
+					    ctl.flags & BDSNAP_TRACKER_FILTER_ONLY);
+	else
+		ret = bdsnap_tracker_detach(dev);
 	mutex_unlock(&bdsnap_ctl_member_lock);
 	return ret;
 }
@@ -337,7 +342,9 @@ static long bdsnap_ctl_snapshot_create(struct bdsnap_snapshot_create __user *uar
 	path = bdsnap_ctl_storage_path(&c.storage);
 	if (IS_ERR(path))
 		return PTR_ERR(path);
+	mutex_lock(&bdsnap_ctl_member_lock);
 	ret = bdsnap_snapshot_create(&c, path, &id);
+	mutex_unlock(&bdsnap_ctl_member_lock);
 	kfree(path);
 	if (ret)
 		return ret;
@@ -375,21 +382,26 @@ static long bdsnap_ctl_snapshot_ctl(struct bdsnap_snapshot_ctl __user *uarg,
 				    bool take)
 {
 	u32 allowed = take ? BDSNAP_TAKE_NO_FREEZE : 0;
+	struct bdsnap_take_times times;
 	struct bdsnap_snapshot_ctl c;
 	int ret;
 
 	ret = bdsnap_ctl_copy_in(&c, uarg, sizeof(c));
 	if (ret)
 		return ret;
-	if ((c.flags & ~allowed) || c.take_ns ||
+	if ((c.flags & ~allowed) || c.take_ns || c.wait_ns ||
+	    c.writes_waited || c.reserved0 ||
 	    !bdsnap_ctl_all_zero(c.reserved, sizeof(c.reserved)))
 		return -EINVAL;
 	if (!take)
 		return bdsnap_snapshot_destroy(c.id);
 
-	ret = bdsnap_snapshot_take(c.id, c.flags, &c.take_ns);
+	ret = bdsnap_snapshot_take(c.id, c.flags, &times);
 	if (ret)
 		return ret;
+	c.take_ns = times.take_ns;
+	c.wait_ns = times.wait_ns;
+	c.writes_waited = times.writes_waited;
 	if (copy_to_user(uarg, &c, sizeof(c)))
 		return -EFAULT;
 	return 0;
@@ -471,7 +483,9 @@ bdsnap_ctl_snapshot_append(struct bdsnap_snapshot_storage __user *uarg)
 	path = bdsnap_ctl_storage_path(&st);
 	if (IS_ERR(path))
 		return PTR_ERR(path);
+	mutex_lock(&bdsnap_ctl_member_lock);
 	ret = bdsnap_snapshot_append_storage(st.id, path, st.bytes);
+	mutex_unlock(&bdsnap_ctl_member_lock);
 	kfree(path);
 	return ret;
 }

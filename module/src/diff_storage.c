@@ -55,6 +55,7 @@
 #include "compat.h"
 #include "diff_storage.h"
 #include "events.h"
+#include "stack.h"
 
 /*
  * Bit of io_begin()'s state saying PF_LOCAL_THROTTLE was already set; the
@@ -185,39 +186,70 @@ void bdsnap_diff_storage_init(struct bdsnap_diff_storage *st, u64 limit,
 	st->events = events;
 }
 
-/* The device a piece's data lands on, or 0 (none: tmpfs and the like). */
-static dev_t bdsnap_piece_backing_dev(struct file *file)
+/*
+ * The devices the writes to @path would reach, into *@chain (allocated),
+ * their number into *@nr (0 for tmpfs and the like). Returns 0 or -EXDEV
+ * when that cannot be told (a loop device's backing file not found),
+ * -E2BIG, -ENOMEM, the errno of the lookup. Process context, sleeps.
+ */
+static int bdsnap_piece_chain(const char *path, struct bdsnap_place **chain,
+			      int *nr)
 {
-	struct inode *inode = file_inode(file);
+	dev_t devs[BDSNAP_STACK_MAX];
+	struct inode *inode;
+	struct path kpath;
+	dev_t dev = 0;
+	int i, n, ret;
 
+	*chain = NULL;
+	*nr = 0;
+	ret = kern_path(path, LOOKUP_FOLLOW, &kpath);
+	if (ret)
+		return ret;
+	inode = d_backing_inode(kpath.dentry);
 	if (S_ISBLK(inode->i_mode))
-		return inode->i_rdev;
-	if (inode->i_sb->s_bdev)
-		return inode->i_sb->s_bdev->bd_dev;
+		dev = inode->i_rdev;
+	else if (inode->i_sb->s_bdev)
+		dev = inode->i_sb->s_bdev->bd_dev;
+	path_put(&kpath);
+	if (!dev)
+		return 0;
+
+	n = bdsnap_stack_walk(dev, true, devs);
+	if (n == -ENOENT)
+		return -EXDEV;	/* where its writes go is not known */
+	if (n < 0)
+		return n;
+	*chain = kcalloc(n, sizeof(**chain), GFP_KERNEL);
+	if (!*chain)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		(*chain)[i].dev = devs[i];
+		ret = bdsnap_stack_disk_of(devs[i], &(*chain)[i].disk);
+		if (ret) {
+			kfree(*chain);
+			*chain = NULL;
+			return ret;
+		}
+	}
+	*nr = n;
 	return 0;
 }
 
-/* Whether the piece list holds @dev. Under grow_lock. */
-static bool bdsnap_diff_storage_has_dev(struct bdsnap_diff_storage *st,
-					dev_t dev)
+bool bdsnap_diff_storage_overlaps(struct bdsnap_diff_storage *st,
+				  const struct bdsnap_place *place)
 {
 	struct bdsnap_diff_piece *piece;
+	bool found = false;
+	int i;
 
-	lockdep_assert_held(&st->grow_lock);
+	spin_lock(&st->alloc_lock);
 	list_for_each_entry(piece, &st->pieces, link)
-		if (dev && piece->backing_dev == dev)
-			return true;
-	return false;
-}
-
-bool bdsnap_diff_storage_uses_dev(struct bdsnap_diff_storage *st, dev_t dev)
-{
-	bool used;
-
-	mutex_lock(&st->grow_lock);
-	used = bdsnap_diff_storage_has_dev(st, dev);
-	mutex_unlock(&st->grow_lock);
-	return used;
+		for (i = 0; i < piece->chain_nr; i++)
+			if (bdsnap_place_overlap(&piece->chain[i], place))
+				found = true;
+	spin_unlock(&st->alloc_lock);
+	return found;
 }
 
 /*
@@ -262,29 +294,42 @@ static int bdsnap_piece_prepare(struct file *file, u64 bytes, loff_t *end,
 
 int bdsnap_diff_storage_add_path(struct bdsnap_diff_storage *st,
 				 const char *path, u64 bytes,
-				 const dev_t *excluded, unsigned int nr_excluded)
+				 bdsnap_place_refused_t refused, void *arg)
 {
 	struct bdsnap_diff_piece *piece;
-	struct file *file;
-	unsigned int i;
+	struct bdsnap_place *chain;
 	int flags = O_RDWR | O_LARGEFILE | O_NOATIME;
+	struct file *file;
 	struct path kpath;
+	int chain_nr;
 	int ret;
 
 	if (bytes > LLONG_MAX)
 		return -EINVAL;
 
+	/* Before anything is opened (a block device, exclusively). */
+	ret = bdsnap_piece_chain(path, &chain, &chain_nr);
+	if (ret)
+		return ret;
+	if (refused(chain, chain_nr, arg)) {
+		kfree(chain);
+		return -EXDEV;
+	}
+
 	/* A block device is claimed exclusively: nobody else may write it. */
 	ret = kern_path(path, LOOKUP_FOLLOW, &kpath);
 	if (ret)
-		return ret;
+		goto err_chain;
 	if (S_ISBLK(d_inode(kpath.dentry)->i_mode))
 		flags |= O_EXCL;
 	path_put(&kpath);
 
+	ret = -ENOMEM;
 	piece = kzalloc(sizeof(*piece), GFP_KERNEL);
 	if (!piece)
-		return -ENOMEM;
+		goto err_chain;
+	piece->chain = chain;
+	piece->chain_nr = chain_nr;
 
 	/* O_DIRECT where the file supports it (see the top of this file). */
 	file = filp_open(path, flags | O_DIRECT, 0);
@@ -298,13 +343,6 @@ int bdsnap_diff_storage_add_path(struct bdsnap_diff_storage *st,
 		goto err_free;
 	}
 	piece->file = file;
-	piece->backing_dev = bdsnap_piece_backing_dev(file);
-	for (i = 0; i < nr_excluded; i++) {
-		if (piece->backing_dev && piece->backing_dev == excluded[i]) {
-			ret = -EXDEV;
-			goto err_close;
-		}
-	}
 
 	mutex_lock(&st->grow_lock);
 	if (test_bit(BDSNAP_STORAGE_CLOSED, &st->flags)) {
@@ -329,10 +367,11 @@ int bdsnap_diff_storage_add_path(struct bdsnap_diff_storage *st,
 
 err_unlock:
 	mutex_unlock(&st->grow_lock);
-err_close:
 	filp_close(file, NULL);
 err_free:
 	kfree(piece);
+err_chain:
+	kfree(chain);
 	return ret;
 }
 
@@ -488,6 +527,7 @@ void bdsnap_diff_storage_close(struct bdsnap_diff_storage *st)
 	list_for_each_entry_safe(piece, next, &st->pieces, link) {
 		list_del(&piece->link);
 		filp_close(piece->file, NULL);
+		kfree(piece->chain);
 		kfree(piece);
 	}
 	mutex_destroy(&st->grow_lock);

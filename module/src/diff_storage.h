@@ -23,12 +23,37 @@
 struct bdsnap_event_queue;
 struct file;
 
+/* A device a storage piece writes to, and the whole disk it is on. */
+struct bdsnap_place {
+	dev_t dev;
+	dev_t disk;
+};
+
+/* Whether writes to one of the two devices reach the other's filter. */
+static inline bool bdsnap_place_overlap(const struct bdsnap_place *a,
+					const struct bdsnap_place *b)
+{
+	return a->dev == b->dev || a->dev == b->disk || a->disk == b->dev;
+}
+
+/*
+ * A placement check: true if writes to one of @nr devices (@chain) must
+ * not be made. Process context; called without storage locks.
+ */
+typedef bool (*bdsnap_place_refused_t)(const struct bdsnap_place *chain,
+				       int nr, void *arg);
+
 struct bdsnap_diff_piece {
 	/* In storage->pieces; never removed before the storage is freed. */
 	struct list_head link;
 	struct file *file;
-	/* The block device the data ends up on (0: none, e.g. tmpfs). */
-	dev_t backing_dev;
+	/*
+	 * Every device the piece's writes reach: the one holding it (a block
+	 * device itself, or its filesystem's; none for tmpfs) and every one
+	 * under that (stack.c). Fixed when the piece is added.
+	 */
+	struct bdsnap_place *chain;
+	int chain_nr;
 	/* Regular file whose size the module may extend. */
 	bool growable;
 	/* Under storage->alloc_lock: next free byte and end of usable bytes. */
@@ -100,22 +125,24 @@ void bdsnap_diff_storage_init(struct bdsnap_diff_storage *st, u64 limit,
 
 /*
  * Open @path and add it as a piece of @bytes bytes (see struct
- * bdsnap_snapshot_storage). @excluded lists the @nr_excluded devices the
- * piece must not be backed by (the snapshot's devices). Process context,
- * sleeps. Returns 0, -EXDEV (backed by an excluded device), -EINVAL (not a
- * regular file or block device, or no usable bytes), -ETXTBSY (swap file),
- * -EPERM (immutable or append-only file), -ENOSPC (fallocate), or the
- * errno of opening the path.
+ * bdsnap_snapshot_storage), unless @refused says no to the devices its
+ * writes reach, which is asked before anything is opened. Process context,
+ * sleeps. Returns 0, -EXDEV (refused, or a loop device in the chain whose
+ * backing file cannot be found), -EINVAL (not a regular file or block
+ * device, or no usable bytes), -ETXTBSY (swap file), -EPERM (immutable or
+ * append-only file), -ENOSPC (fallocate), or the errno of opening the path.
  */
 int bdsnap_diff_storage_add_path(struct bdsnap_diff_storage *st,
 				 const char *path, u64 bytes,
-				 const dev_t *excluded, unsigned int nr_excluded);
+				 bdsnap_place_refused_t refused, void *arg);
 
 /*
- * Whether a piece is backed by @dev (for SNAPSHOT_ADD's -EXDEV check).
- * Process context, may sleep.
+ * Whether a piece's writes reach @place or a device whose filter sees it
+ * (SNAPSHOT_ADD's -EXDEV check). Never sleeps: the caller may hold a mutex
+ * others wait for.
  */
-bool bdsnap_diff_storage_uses_dev(struct bdsnap_diff_storage *st, dev_t dev);
+bool bdsnap_diff_storage_overlaps(struct bdsnap_diff_storage *st,
+				  const struct bdsnap_place *place);
 
 /*
  * Hand out a slot of @size bytes (a power of two, aligned to @size within

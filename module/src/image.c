@@ -416,7 +416,7 @@ void bdsnap_image_destroy(struct bdsnap_image *image)
 	if (image->added)
 		del_gendisk(image->disk);
 	/* From here on ->submit_bio() is not called any more. */
-	bdsnap_disk_shutdown(image->disk);
+	bdsnap_disk_shutdown(image->disk, image->added);
 	/* Works queued before the disk went away end with EIO. */
 	wait_event(image->idle, !atomic_read(&image->inflight));
 	put_disk(image->disk);
@@ -428,6 +428,11 @@ void bdsnap_image_destroy(struct bdsnap_image *image)
 dev_t bdsnap_image_devt(struct bdsnap_image *image)
 {
 	return image->added ? disk_devt(image->disk) : 0;
+}
+
+bool bdsnap_image_dev(dev_t dev)
+{
+	return MAJOR(dev) == bdsnap_image_major;
 }
 
 int bdsnap_image_init_module(void)

@@ -55,4 +55,7 @@ void bdsnap_image_destroy(struct bdsnap_image *image);
 /* The image's device number (0 before bdsnap_image_add()). */
 dev_t bdsnap_image_devt(struct bdsnap_image *image);
 
+/* Whether @dev is a snapshot image (of any snapshot). Any context. */
+bool bdsnap_image_dev(dev_t dev);
+
 #endif /* BDSNAP_IMAGE_H */

@@ -13,13 +13,15 @@
 #include <linux/moduleparam.h>
 #include <uapi/linux/bdsnap.h>
 
+#include "buffer.h"
 #include "cbt.h"
+#include "compat.h"
 #include "cow.h"
+#include "ctl.h"
 #include "diff_storage.h"
 #include "image.h"
+#include "inflight.h"
 #include "snapshot.h"
-#include "compat.h"
-#include "ctl.h"
 #include "tracker.h"
 
 #define BDSNAP_VERSION_STRING __stringify(BDSNAP_VERSION_MAJOR) "." \
@@ -74,6 +76,42 @@ unsigned int bdsnap_chunk_max_count = 16777216;
 module_param_named(chunk_max_count, bdsnap_chunk_max_count, uint, 0444);
 MODULE_PARM_DESC(chunk_max_count, "Most COW chunks of one device (default: 2^24)");
 
+/*
+ * Kernel memory for the chunk maps of all snapshots: a record per copied
+ * chunk (about 100 bytes) and the index nodes holding them, about 1.6 MiB
+ * per GiB of difference storage at 64 KiB chunks (more for sparse random
+ * first writes, whose records share index nodes less). A snapshot whose
+ * next record would pass the cap is corrupted with EDQUOT (an event says
+ * so) and its writes pass. 0 means an eighth of RAM (at load, that value
+ * is shown here instead); it may be changed at run time.
+ */
+unsigned int bdsnap_chunk_memory_max_mib;
+module_param_named(chunk_memory_max_mib, bdsnap_chunk_memory_max_mib, uint,
+		   0644);
+MODULE_PARM_DESC(chunk_memory_max_mib,
+		 "Most MiB of chunk maps of all snapshots (default 0: an eighth of RAM)");
+
+/*
+ * How long a take waits for the writes that had passed the filter before
+ * its switch (held by a stacked driver, say) before it gives up with
+ * ETIMEDOUT, leaving the snapshot untaken. Writes after the switch wait
+ * with it (held, not failed).
+ */
+unsigned int bdsnap_take_wait_ms = 30000;
+module_param_named(take_wait_ms, bdsnap_take_wait_ms, uint, 0644);
+MODULE_PARM_DESC(take_wait_ms,
+		 "Most milliseconds a take waits for the writes in flight at its switch (default: 30000)");
+
+/*
+ * Test knob for the forward-progress scenario: every copy runs on the one
+ * preallocated reserve buffer, as when memory cannot be had without
+ * reclaim. Copies are then serialised, and slower.
+ */
+bool bdsnap_force_copy_reserve;
+module_param_named(force_copy_reserve, bdsnap_force_copy_reserve, bool, 0644);
+MODULE_PARM_DESC(force_copy_reserve,
+		 "Testing: every copy uses the preallocated reserve buffer (default: off)");
+
 static int __init bdsnap_init(void)
 {
 	int ret;
@@ -84,9 +122,15 @@ static int __init bdsnap_init(void)
 	ret = bdsnap_cow_check_params();
 	if (ret)
 		return ret;
-	ret = bdsnap_cow_init_module();
+	ret = bdsnap_inflight_init_module();
 	if (ret)
 		return ret;
+	ret = bdsnap_tracker_init_module();
+	if (ret)
+		goto err_inflight;
+	ret = bdsnap_cow_init_module();
+	if (ret)
+		goto err_tracker;
 	ret = bdsnap_diff_storage_init_module();
 	if (ret)
 		goto err_cow;
@@ -102,7 +146,8 @@ static int __init bdsnap_init(void)
 	if (ret)
 		goto err_snapshot;
 
-	pr_info("version %s loaded\n", BDSNAP_VERSION_STRING);
+	pr_info("version %s loaded (chunk maps up to %u MiB)\n",
+		BDSNAP_VERSION_STRING, bdsnap_chunk_memory_max_mib);
 	if (debug)
 		pr_info("debug logging on\n");
 	return 0;
@@ -115,17 +160,22 @@ err_storage:
 	bdsnap_diff_storage_exit_module();
 err_cow:
 	bdsnap_cow_exit_module();
+err_tracker:
+	bdsnap_tracker_exit();
+err_inflight:
+	bdsnap_inflight_exit_module();
 	return ret;
 }
 
 static void __exit bdsnap_exit(void)
 {
 	bdsnap_ctl_exit();
-	bdsnap_tracker_exit();
 	bdsnap_snapshot_exit_module();
 	bdsnap_image_exit_module();
 	bdsnap_diff_storage_exit_module();
 	bdsnap_cow_exit_module();
+	bdsnap_tracker_exit();
+	bdsnap_inflight_exit_module();
 	pr_info("unloaded\n");
 }
 

@@ -9,33 +9,46 @@
  *      \________________\__________________________\--DESTROY--> gone
  *
  * TAKE makes every image show its device at one instant: it creates the
- * cows, freezes every device's filesystem (which syncs and drains it),
- * switches every CBT generation and publishes every cow while all are
- * frozen, thaws, then adds the image disks. Corruption stops COW for the
- * whole snapshot at once and never touches the originals' I/O.
+ * cows and images and opens what it will freeze, freezes every
+ * filesystem whose data lands on a device of the snapshot (on the device,
+ * its partitions, the dm/md devices stacked on them: freeze.c), switches
+ * every CBT generation and publishes every cow in one step per device
+ * (under the CBT map's lock, tracker.c), thaws, then waits (at most
+ * take_wait_ms) for the writes that had passed the filter before the
+ * switch to land, and only then lets copies run and adds the image disks.
+ * Corruption stops COW for the whole snapshot at once and never touches
+ * the originals' I/O. Every snapshot pins the module until DESTROY.
  *
- * Requires from tracker.[ch] (see DESIGN-snapshots.md §12):
- *   struct bdsnap_tracker gains "struct bdsnap_cow __rcu *cow", which its
- *   ->submit_bio() passes to bdsnap_cow_filter_bio() after the CBT mark;
- *   its ->detached() calls bdsnap_snapshot_tracker_detached(); its detach
- *   refuses a device for which bdsnap_snapshot_uses_dev() is true.
+ * Storage placement: a snapshot's difference storage must never be written
+ * through a device whose filter belongs to a snapshot (its copies would be
+ * held for copies, or two snapshots' copies wait on each other): CREATE and
+ * APPEND refuse storage whose writes reach a device of any snapshot (or
+ * overlap one: its whole disk, a partition of it), or an image; ADD
+ * refuses a device the storage of any snapshot is written through. ctl.c
+ * serialises these commands with each other and with tracker detach.
  *
  * Locking (outer to inner):
+ *   bdsnap_ctl_member_lock (ctl.c)	ATTACH, DETACH, ADD, CREATE, APPEND
  *   snap->lock (mutex)		state CREATED -> TAKEN, adding devices,
  *				TAKE, APPEND, DESTROY
  *     bdsnap_snapshots_lock (mutex)	the id table and the membership
  *					table; held briefly, never across
- *					I/O or another mutex
+ *					I/O or another mutex (the storage's
+ *					alloc_lock spinlock may be taken
+ *					under it)
  *     snap->corrupt_lock (mutex)	what bdsnap_snapshot_corrupt() walks:
  *					the device list and each device's
  *					cow and image pointers
  *       storage locks (diff_storage.c), cow xa_lock (cow.c),
  *       snap->async_lock (spinlock, irqsave), events lock (events.c)
- * snap->lock is held across freeze, add_disk() and waiting for copy works
- * (TAKE, DESTROY). That is safe because neither the I/O path, nor the copy
- * works, nor bdsnap_snapshot_corrupt(), nor a tracker's ->detached() takes
- * it: they use corrupt_lock and bdsnap_snapshots_lock, which nobody holds
- * while waiting for them.
+ *   TAKE's switch takes each CBT map's switch_lock and spinlock (cbt.c)
+ *   under snap->lock.
+ * snap->lock is held across freeze, add_disk(), waiting for the writes in
+ * flight and for copy works (TAKE, DESTROY). That is safe because neither
+ * the I/O path, nor the copy works, nor bdsnap_snapshot_corrupt(), nor a
+ * tracker's ->detached(), nor a write's completion takes it: they use
+ * corrupt_lock and bdsnap_snapshots_lock, which nobody holds while waiting
+ * for them.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -44,7 +57,9 @@
 #include <linux/err.h>
 #include <linux/kdev_t.h>
 #include <linux/kernel.h>
+#include <linux/jiffies.h>
 #include <linux/ktime.h>
+#include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/xarray.h>
@@ -53,6 +68,7 @@
 #include "cbt.h"
 #include "compat.h"
 #include "cow.h"
+#include "freeze.h"
 #include "image.h"
 #include "snapshot.h"
 #include "tracker.h"
@@ -64,8 +80,8 @@ static DEFINE_MUTEX(bdsnap_snapshots_lock);
 /* Id -> snapshot, under bdsnap_snapshots_lock. Ids are never reused. */
 static DEFINE_XARRAY(bdsnap_snapshots);
 /*
- * Device number -> the snapshot it was added to, under
- * bdsnap_snapshots_lock: a device is in at most one snapshot.
+ * Device number -> its struct bdsnap_snap_dev in the snapshot it was added
+ * to, under bdsnap_snapshots_lock: a device is in at most one snapshot.
  */
 static DEFINE_XARRAY(bdsnap_members);
 static u64 bdsnap_snapshot_next_id = 1;
@@ -223,12 +239,15 @@ void bdsnap_snapshot_tracker_detached(dev_t dev, bool removed)
 		.code = BDSNAP_EVENT_DEV_REMOVED,
 		.dev = dev,
 	};
-	struct bdsnap_snapshot *snap;
+	struct bdsnap_snapshot *snap = NULL;
+	struct bdsnap_snap_dev *sd;
 
 	mutex_lock(&bdsnap_snapshots_lock);
-	snap = xa_load(&bdsnap_members, dev);
-	if (snap)
+	sd = xa_load(&bdsnap_members, dev);
+	if (sd) {
+		snap = sd->snap;
 		bdsnap_snapshot_get(snap);
+	}
 	mutex_unlock(&bdsnap_snapshots_lock);
 	if (!snap)
 		return;
@@ -238,6 +257,65 @@ void bdsnap_snapshot_tracker_detached(dev_t dev, bool removed)
 	/* Deferred: ->detached() may run inside del_gendisk(). */
 	bdsnap_snapshot_corrupt_async(snap, dev, removed ? ENODEV : EIO);
 	bdsnap_snapshot_put(snap);
+}
+
+/*
+ * Storage placement (CREATE, APPEND_STORAGE; see struct
+ * bdsnap_snapshot_storage): refused when a device the storage writes to is
+ * a snapshot image, or is or overlaps a device of any snapshot, whose
+ * filter would then see the storage's own writes. The caller serialises
+ * with SNAPSHOT_ADD (ctl.c).
+ */
+static bool bdsnap_snapshot_storage_refused(const struct bdsnap_place *chain,
+					    int nr, void *arg)
+{
+	struct bdsnap_snap_dev *sd;
+	unsigned long dev;
+	bool refused = false;
+	int i;
+
+	for (i = 0; i < nr; i++) {
+		if (bdsnap_image_dev(chain[i].dev)) {
+			pr_info("difference storage refused: it would be written to snapshot image %u:%u\n",
+				MAJOR(chain[i].dev), MINOR(chain[i].dev));
+			return true;
+		}
+	}
+	mutex_lock(&bdsnap_snapshots_lock);
+	xa_for_each(&bdsnap_members, dev, sd) {
+		struct bdsnap_place place = { sd->dev, sd->disk_dev };
+
+		for (i = 0; i < nr && !refused; i++) {
+			if (!bdsnap_place_overlap(&chain[i], &place))
+				continue;
+			pr_info("difference storage refused: its writes reach %u:%u, where snapshot %llu's device %u:%u sees them\n",
+				MAJOR(chain[i].dev), MINOR(chain[i].dev),
+				sd->snap->id, MAJOR(sd->dev), MINOR(sd->dev));
+			refused = true;
+		}
+	}
+	mutex_unlock(&bdsnap_snapshots_lock);
+	return refused;
+}
+
+/* Whether the storage of any snapshot writes where @place's filter sees it. */
+static bool bdsnap_snapshot_backs_storage(const struct bdsnap_place *place)
+{
+	struct bdsnap_snapshot *snap;
+	unsigned long id;
+	bool found = false;
+
+	mutex_lock(&bdsnap_snapshots_lock);
+	xa_for_each(&bdsnap_snapshots, id, snap) {
+		if (bdsnap_diff_storage_overlaps(&snap->storage, place)) {
+			pr_info("%u:%u refused: the difference storage of snapshot %llu is written through it\n",
+				MAJOR(place->dev), MINOR(place->dev), snap->id);
+			found = true;
+			break;
+		}
+	}
+	mutex_unlock(&bdsnap_snapshots_lock);
+	return found;
 }
 
 int bdsnap_snapshot_create(const struct bdsnap_snapshot_create *args,
@@ -262,9 +340,9 @@ int bdsnap_snapshot_create(const struct bdsnap_snapshot_create *args,
 	spin_lock_init(&snap->async_lock);
 	INIT_WORK(&snap->corrupt_work, bdsnap_snapshot_corrupt_work);
 
-	/* No device yet: nothing to exclude. ADD checks the other way. */
 	ret = bdsnap_diff_storage_add_path(&snap->storage, path,
-					   args->storage.bytes, NULL, 0);
+					   args->storage.bytes,
+					   bdsnap_snapshot_storage_refused, NULL);
 	if (ret)
 		goto err_free;
 
@@ -277,6 +355,11 @@ int bdsnap_snapshot_create(const struct bdsnap_snapshot_create *args,
 	if (ret)
 		goto err_close;
 	*id = snap->id;
+	/*
+	 * Until DESTROY: an empty snapshot, or one whose devices went away,
+	 * still holds its storage open and may own image disks.
+	 */
+	__module_get(THIS_MODULE);
 	return 0;
 
 err_close:
@@ -292,6 +375,7 @@ int bdsnap_snapshot_add(u64 id, dev_t dev)
 {
 	struct bdsnap_snapshot *snap;
 	struct bdsnap_snap_dev *sd;
+	struct bdsnap_place place;
 	int ret = 0;
 
 	sd = kzalloc(sizeof(*sd), GFP_KERNEL);
@@ -303,18 +387,22 @@ int bdsnap_snapshot_add(u64 id, dev_t dev)
 		ret = -ENOENT;
 		goto err_free;
 	}
+	sd->disk_dev = sd->tracker->disk_dev;
 	snap = bdsnap_snapshot_lookup(id);
 	if (!snap) {
 		ret = -ENOENT;
 		goto err_tracker;
 	}
+	sd->snap = snap;
+	place.dev = sd->dev;
+	place.disk = sd->disk_dev;
 
 	mutex_lock(&snap->lock);
 	if (snap->destroyed || READ_ONCE(snap->state) != BDSNAP_SNAPSHOT_CREATED)
 		ret = -EBUSY;
 	else if (!sd->tracker->cbt)
 		ret = -EINVAL;	/* a filter-only tracker: no CBT to switch */
-	else if (bdsnap_diff_storage_uses_dev(&snap->storage, dev))
+	else if (bdsnap_snapshot_backs_storage(&place))
 		ret = -EXDEV;
 	else if (bdsnap_tracker_has_sibling(dev, sd->tracker->disk_dev, NULL))
 		ret = -EBUSY;
@@ -323,10 +411,23 @@ int bdsnap_snapshot_add(u64 id, dev_t dev)
 
 	mutex_lock(&bdsnap_snapshots_lock);
 	/* -EBUSY if @dev is in a snapshot already, this one included. */
-	ret = xa_insert(&bdsnap_members, dev, snap, GFP_KERNEL);
+	ret = xa_insert(&bdsnap_members, dev, sd, GFP_KERNEL);
 	mutex_unlock(&bdsnap_snapshots_lock);
 	if (ret)
 		goto err_unlock;
+	/*
+	 * A detach or removal of the device may have run since the lookup:
+	 * ->detached() marks the tracker, then looks for the membership; we
+	 * made the membership, then look at the mark. One of us sees the
+	 * other: a snapshot never holds a device nobody filters.
+	 */
+	if (!bdsnap_tracker_attached(sd->tracker)) {
+		mutex_lock(&bdsnap_snapshots_lock);
+		xa_erase(&bdsnap_members, dev);
+		mutex_unlock(&bdsnap_snapshots_lock);
+		ret = -ENODEV;
+		goto err_unlock;
+	}
 
 	mutex_lock(&snap->corrupt_lock);
 	list_add_tail(&sd->link, &snap->devs);
@@ -346,45 +447,22 @@ err_free:
 	return ret;
 }
 
-/* The devices of a snapshot, for the storage's -EXDEV check. */
-static dev_t *bdsnap_snapshot_devs(struct bdsnap_snapshot *snap,
-				   unsigned int *nr)
-{
-	struct bdsnap_snap_dev *sd;
-	unsigned int i = 0;
-	dev_t *devs;
-
-	lockdep_assert_held(&snap->lock);
-	devs = kcalloc(max(snap->nr_devs, 1U), sizeof(*devs), GFP_KERNEL);
-	if (!devs)
-		return NULL;
-	list_for_each_entry(sd, &snap->devs, link)
-		devs[i++] = sd->dev;
-	*nr = i;
-	return devs;
-}
-
 int bdsnap_snapshot_append_storage(u64 id, const char *path, u64 bytes)
 {
 	struct bdsnap_snapshot *snap = bdsnap_snapshot_lookup(id);
-	unsigned int nr = 0;
-	dev_t *devs;
 	int ret;
 
 	if (!snap)
 		return -ENOENT;
 	mutex_lock(&snap->lock);
-	devs = bdsnap_snapshot_devs(snap, &nr);
-	if (!devs)
-		ret = -ENOMEM;
-	else if (snap->destroyed ||
-		 READ_ONCE(snap->state) == BDSNAP_SNAPSHOT_CORRUPTED)
+	if (snap->destroyed ||
+	    READ_ONCE(snap->state) == BDSNAP_SNAPSHOT_CORRUPTED)
 		ret = -EBUSY;
 	else
 		ret = bdsnap_diff_storage_add_path(&snap->storage, path, bytes,
-						   devs, nr);
+						   bdsnap_snapshot_storage_refused,
+						   NULL);
 	mutex_unlock(&snap->lock);
-	kfree(devs);
 	bdsnap_snapshot_put(snap);
 	return ret;
 }
@@ -405,9 +483,11 @@ static void bdsnap_snapshot_untake(struct bdsnap_snapshot *snap)
 			bdsnap_image_kill(sd->image);
 
 	list_for_each_entry(sd, &snap->devs, link) {
+		bdsnap_freeze_release(sd->freeze);
+		sd->freeze = NULL;
 		if (!sd->cow)
 			continue;
-		cow = bdsnap_cow_unpublish(&sd->tracker->cow);
+		cow = bdsnap_tracker_unpublish(sd->tracker);
 		if (cow)
 			bdsnap_cow_put(cow);	/* the slot's reference */
 		bdsnap_cow_fail(sd->cow, ECANCELED);
@@ -435,16 +515,81 @@ static void bdsnap_snapshot_untake(struct bdsnap_snapshot *snap)
 	}
 }
 
-int bdsnap_snapshot_take(u64 id, u32 flags, u64 *take_ns)
+/* Jiffies left until @deadline, at least 1 so that a wait still looks. */
+static long bdsnap_jiffies_left(unsigned long deadline)
+{
+	long left = (long)(deadline - jiffies);
+
+	return left > 0 ? left : 1;
+}
+
+/*
+ * Wait until no device has a write in flight in the epoch that is not
+ * current (see bdsnap_inflight_wait_other()), at most until @deadline.
+ * Returns 0 or -ETIMEDOUT. Under snap->lock.
+ */
+static int bdsnap_snapshot_wait_writes(struct bdsnap_snapshot *snap,
+				       unsigned long deadline)
+{
+	struct bdsnap_snap_dev *sd;
+
+	list_for_each_entry(sd, &snap->devs, link) {
+		if (bdsnap_tracker_wait_writes(sd->tracker,
+					       bdsnap_jiffies_left(deadline)))
+			continue;
+		pr_err("snapshot %llu: writes to %u:%u in flight at the switch did not complete within take_wait_ms=%u\n",
+		       snap->id, MAJOR(sd->dev), MINOR(sd->dev),
+		       READ_ONCE(bdsnap_take_wait_ms));
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* Everything a take allocates or opens, before anything is frozen. */
+static int bdsnap_snapshot_prepare_take(struct bdsnap_snapshot *snap,
+					bool freeze)
+{
+	struct bdsnap_snap_dev *sd;
+
+	list_for_each_entry(sd, &snap->devs, link) {
+		struct bdsnap_cow *cow;
+
+		cow = bdsnap_cow_create(snap, sd->dev, &sd->tracker->flt);
+		if (IS_ERR(cow))
+			return PTR_ERR(cow);
+		sd->cow = cow;
+		sd->image = bdsnap_image_alloc(snap, cow);
+		if (IS_ERR(sd->image)) {
+			int ret = PTR_ERR(sd->image);
+
+			sd->image = NULL;
+			return ret;
+		}
+		if (freeze) {
+			sd->freeze = bdsnap_freeze_prepare(sd->dev);
+			if (IS_ERR(sd->freeze)) {
+				int ret = PTR_ERR(sd->freeze);
+
+				sd->freeze = NULL;
+				return ret;
+			}
+		}
+	}
+	return 0;
+}
+
+int bdsnap_snapshot_take(u64 id, u32 flags, struct bdsnap_take_times *times)
 {
 	struct bdsnap_snapshot *snap = bdsnap_snapshot_lookup(id);
 	bool freeze = !(flags & BDSNAP_TAKE_NO_FREEZE);
 	struct bdsnap_snap_dev *sd, *frozen_end = NULL;
-	u64 start;
+	unsigned long deadline;
+	u64 start, waited;
 	int ret = 0;
 
 	if (!snap)
 		return -ENOENT;
+	memset(times, 0, sizeof(*times));
 	mutex_lock(&snap->lock);
 	if (snap->destroyed || READ_ONCE(snap->state) != BDSNAP_SNAPSHOT_CREATED) {
 		ret = -EBUSY;
@@ -455,60 +600,69 @@ int bdsnap_snapshot_take(u64 id, u32 flags, u64 *take_ns)
 		goto out_unlock;
 	}
 
-	/* Everything that allocates or may fail, before anything freezes. */
-	list_for_each_entry(sd, &snap->devs, link) {
-		struct bdsnap_cow *cow;
-
-		cow = bdsnap_cow_create(snap, sd->dev,
-					sd->tracker->flt.info.nr_sectors);
-		if (IS_ERR(cow)) {
-			ret = PTR_ERR(cow);
-			goto err_untake;
-		}
-		sd->cow = cow;
-		sd->image = bdsnap_image_alloc(snap, cow);
-		if (IS_ERR(sd->image)) {
-			ret = PTR_ERR(sd->image);
-			sd->image = NULL;
-			goto err_untake;
-		}
-	}
+	ret = bdsnap_snapshot_prepare_take(snap, freeze);
+	if (ret)
+		goto err_untake;
+	/* The epoch the switch starts again must be empty: long since, normally. */
+	deadline = jiffies + msecs_to_jiffies(READ_ONCE(bdsnap_take_wait_ms));
+	ret = bdsnap_snapshot_wait_writes(snap, deadline);
+	if (ret)
+		goto err_untake;
 
 	start = ktime_get_ns();
 	if (freeze) {
 		list_for_each_entry(sd, &snap->devs, link) {
-			ret = bdsnap_freeze(sd->cow->orig.bdev, &sd->freeze);
+			ret = bdsnap_freeze_all(sd->freeze, snap->id);
 			if (ret) {
-				pr_err("snapshot %llu: cannot freeze %u:%u: %d\n",
-				       snap->id, MAJOR(sd->dev),
-				       MINOR(sd->dev), ret);
 				frozen_end = sd;
 				goto err_thaw;
 			}
 		}
 	}
-	/* The instant of the snapshot: no device writes, all switch. */
-	list_for_each_entry(sd, &snap->devs, link) {
-		bdsnap_cbt_switch(sd->tracker->cbt);
-		bdsnap_cow_publish(&sd->tracker->cow, sd->cow);
-	}
-	/* A device removed meanwhile corrupted the snapshot: undo. */
-	if (cmpxchg(&snap->state, BDSNAP_SNAPSHOT_CREATED,
-		    BDSNAP_SNAPSHOT_TAKEN) != BDSNAP_SNAPSHOT_CREATED)
-		ret = -EIO;
-	if (freeze) {
-		list_for_each_entry_reverse(sd, &snap->devs, link) {
-			int err = bdsnap_thaw(sd->cow->orig.bdev, &sd->freeze);
+	/*
+	 * The instant of the snapshot: every device switches its CBT
+	 * generation, starts copy-on-write (copies held back by the gate) and
+	 * a new epoch of writes in flight.
+	 */
+	list_for_each_entry(sd, &snap->devs, link)
+		times->writes_waited += bdsnap_tracker_switch(sd->tracker,
+							      sd->cow);
 
-			if (err)
-				pr_warn("snapshot %llu: cannot thaw %u:%u: %d; its filesystem stays frozen\n",
-					snap->id, MAJOR(sd->dev),
-					MINOR(sd->dev), err);
-		}
+	/*
+	 * Writes that passed the hook before the switch may still be on
+	 * their way (a stacked driver may hold them): no copy may read a
+	 * chunk before they land, so the copies wait behind the gate, and
+	 * writes after the switch with them (held, not failed). Before the
+	 * thaw: thawing writes (ext4 its superblock), and such a write,
+	 * held behind the closed gate, would wait for us while we wait for
+	 * it. Frozen filesystems have nothing in flight: only raw writers
+	 * can make this wait long, at most take_wait_ms.
+	 */
+	waited = ktime_get_ns();
+	deadline = jiffies + msecs_to_jiffies(READ_ONCE(bdsnap_take_wait_ms));
+	ret = bdsnap_snapshot_wait_writes(snap, deadline);
+	times->wait_ns = ktime_get_ns() - waited;
+	/* A device removed meanwhile corrupted the snapshot: undo. */
+	if (!ret && cmpxchg(&snap->state, BDSNAP_SNAPSHOT_CREATED,
+			    BDSNAP_SNAPSHOT_TAKEN) != BDSNAP_SNAPSHOT_CREATED)
+		ret = -EIO;
+	/* Either way, before the thaw: its writes must not wait behind a gate. */
+	list_for_each_entry(sd, &snap->devs, link) {
+		if (ret)
+			bdsnap_cow_fail(sd->cow, ECANCELED);
+		else
+			bdsnap_cow_open_gate(sd->cow);
 	}
-	*take_ns = ktime_get_ns() - start;
+	if (freeze)
+		list_for_each_entry_reverse(sd, &snap->devs, link)
+			bdsnap_thaw_all(sd->freeze, snap->id);
+	times->take_ns = ktime_get_ns() - start;
 	if (ret)
 		goto err_untake;
+	list_for_each_entry(sd, &snap->devs, link) {
+		bdsnap_freeze_release(sd->freeze);
+		sd->freeze = NULL;
+	}
 
 	/* After the thaw: add_disk() may take long. */
 	list_for_each_entry(sd, &snap->devs, link) {
@@ -521,15 +675,16 @@ int bdsnap_snapshot_take(u64 id, u32 flags, u64 *take_ns)
 			goto err_untake;
 		}
 	}
-	pr_info("snapshot %llu taken: %u devices, %llu ns frozen\n",
-		snap->id, snap->nr_devs, *take_ns);
+	pr_info("snapshot %llu taken: %u devices, %llu ns frozen, %llu ns waiting for %u writes in flight\n",
+		snap->id, snap->nr_devs, times->take_ns, times->wait_ns,
+		times->writes_waited);
 	goto out_unlock;
 
 err_thaw:
 	list_for_each_entry(sd, &snap->devs, link) {
 		if (sd == frozen_end)
 			break;
-		bdsnap_thaw(sd->cow->orig.bdev, &sd->freeze);
+		bdsnap_thaw_all(sd->freeze, snap->id);
 	}
 err_untake:
 	bdsnap_snapshot_untake(snap);
@@ -577,6 +732,8 @@ int bdsnap_snapshot_destroy(u64 id)
 
 	pr_info("snapshot %llu destroyed\n", snap->id);
 	bdsnap_snapshot_put(snap);	/* the table's reference */
+	/* Taken by CREATE; our caller's open control device pins us still. */
+	module_put(THIS_MODULE);
 	return 0;
 }
 
@@ -614,9 +771,15 @@ int bdsnap_snapshot_info(u64 id, struct bdsnap_snapshot_info *info,
 			d->image.minor = MINOR(image);
 		}
 		if (sd->cow) {
-			d->chunk_size = 1U << sd->cow->chunk_shift;
-			d->error = READ_ONCE(sd->cow->error);
-			d->chunks_copied = atomic64_read(&sd->cow->chunks_copied);
+			struct bdsnap_cow *cow = sd->cow;
+
+			d->chunk_size = 1U << cow->chunk_shift;
+			d->error = READ_ONCE(cow->error);
+			d->chunks_copied = atomic64_read(&cow->chunks_copied);
+			d->chunk_memory = atomic64_read(&cow->chunk_memory);
+			d->reserve_copies = atomic64_read(&cow->reserve_copies);
+			d->discards_dropped =
+				atomic64_read(&cow->discards_dropped);
 		}
 	}
 	info->count = snap->nr_devs;

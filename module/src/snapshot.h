@@ -20,6 +20,7 @@
 
 struct bdsnap_cow;
 struct bdsnap_event;
+struct bdsnap_freeze_set;
 struct bdsnap_image;
 struct bdsnap_snapshot_create;
 struct bdsnap_snapshot_dev_info;
@@ -30,10 +31,13 @@ struct bdsnap_tracker;
 struct bdsnap_snap_dev {
 	/*
 	 * In snap->devs: added while CREATED, removed by DESTROY, both under
-	 * snap->lock and snap->corrupt_lock.
+	 * snap->lock and snap->corrupt_lock. Also the entry of its device in
+	 * the membership table (snapshot.c), under bdsnap_snapshots_lock.
 	 */
 	struct list_head link;
+	struct bdsnap_snapshot *snap;	/* not referenced: it owns us */
 	dev_t dev;
+	dev_t disk_dev;			/* the whole disk of @dev */
 	struct bdsnap_tracker *tracker;	/* referenced */
 	/*
 	 * From TAKE on until DESTROY (set under snap->lock, cleared under
@@ -41,8 +45,8 @@ struct bdsnap_snap_dev {
 	 */
 	struct bdsnap_cow *cow;
 	struct bdsnap_image *image;
-	/* Freeze state of the device during TAKE (compat: 5.10's sb). */
-	struct bdsnap_freeze_state freeze;
+	/* During TAKE: the device and all stacked on it, to freeze. */
+	struct bdsnap_freeze_set *freeze;
 };
 
 struct bdsnap_snapshot {
@@ -89,6 +93,9 @@ struct bdsnap_snapshot {
 	struct work_struct corrupt_work;
 };
 
+/* Most milliseconds a take waits for the writes in flight (main.c). */
+extern unsigned int bdsnap_take_wait_ms;
+
 int bdsnap_snapshot_init_module(void);
 void bdsnap_snapshot_exit_module(void);
 
@@ -99,11 +106,21 @@ void bdsnap_snapshot_exit_module(void);
 int bdsnap_snapshot_create(const struct bdsnap_snapshot_create *args,
 			   const char *path, u64 *id);
 
-/* SNAPSHOT_ADD: -ENOENT, -EBUSY, -EXDEV, -ENOMEM. Process context. */
+/* SNAPSHOT_ADD: -ENOENT, -EBUSY, -EXDEV, -ENODEV, -ENOMEM. Process context. */
 int bdsnap_snapshot_add(u64 id, dev_t dev);
 
-/* SNAPSHOT_TAKE: freeze, switch, thaw, images. Process context. */
-int bdsnap_snapshot_take(u64 id, u32 flags, u64 *take_ns);
+/* What a take measured (struct bdsnap_snapshot_ctl's output fields). */
+struct bdsnap_take_times {
+	u64 take_ns;		/* first freeze to last thaw */
+	u64 wait_ns;		/* then waiting for the writes in flight */
+	u32 writes_waited;	/* writes in flight at the switch */
+};
+
+/*
+ * SNAPSHOT_TAKE: freeze, switch, thaw, wait for the writes in flight at the
+ * switch, copies, images. Process context.
+ */
+int bdsnap_snapshot_take(u64 id, u32 flags, struct bdsnap_take_times *times);
 
 /* SNAPSHOT_DESTROY, in any state. Process context. */
 int bdsnap_snapshot_destroy(u64 id);

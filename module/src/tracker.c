@@ -7,9 +7,11 @@
  * reference for its attachment, which ->detached() drops, whoever detached
  * it (bdsnap_tracker_detach() or the device's removal). Lookups take their
  * own reference, so an ioctl can use a tracker's map while the tracker is
- * detached under it; the last reference frees tracker and map. While the
- * filter is attached, bdfilter holds a reference on this module, so the
- * module cannot be unloaded with a tracker alive (rmmod gets -EBUSY).
+ * detached under it. The last reference queues the free, which first waits
+ * for the tracker's writes still in flight (their completions use its
+ * counters, see inflight.c), then frees tracker and map after an RCU grace
+ * period. Every tracker pins this module from its creation until it is
+ * freed (rmmod gets -EBUSY), so no completion can outlive the module.
  *
  * Locking:
  *   bdsnap_trackers_lock (mutex): the list, bdsnap_tracker_nr and every
@@ -21,14 +23,23 @@
  *   it, so bdsnap_snapshots_lock (snapshot.c) nests inside it; snapshot.c
  *   never calls into this file with that lock held.
  *
+ * The hook, for a data-changing bio, under the CBT map's spinlock (so that a
+ * take's switch, which runs under it too, sees each write wholly before or
+ * wholly after it): marks the map, reads whether a snapshot is taken
+ * (tracker->cow), and counts the write in the current in-flight epoch.
+ * While a snapshot is taken, a discard is completed there and then without
+ * reaching the device and without a mark (its range keeps its data, which
+ * the image reads; see the UAPI header); any other write goes on to
+ * bdsnap_cow_submit_bio() (cow.c), which may hold it until its chunk's
+ * original data is safe.
+ *
  * Contexts: ->submit_bio() runs in the bio submitter's context, possibly
- * atomic. The tracking part never sleeps, never allocates and never fails a
- * bio. Only when the device is in a taken snapshot does the hook hand the
- * bio to bdsnap_cow_filter_bio() (cow.c), which may hold a write until its
- * chunk's original data is safe: it may then sleep in a GFP_NOIO mempool
- * allocation for bios without REQ_NOWAIT, and ends REQ_NOWAIT writes that
- * would have to wait with BLK_STS_AGAIN, as bdfilter.h allows. Everything
- * else here runs in process context and may sleep.
+ * atomic. The tracking part never sleeps, allocates only without waiting
+ * (the in-flight context; if none can be had the write is not counted and
+ * the CBT history is declared lost, so the next backup is full) and never
+ * fails a bio. The copy-on-write part sleeps only for bios without
+ * REQ_NOWAIT (see cow.c), as bdfilter.h allows. Everything else here runs
+ * in process context and may sleep.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -45,41 +56,85 @@
 #include <uapi/linux/bdsnap.h>
 
 #include "cbt.h"
-#include "cow.h"
-#include "snapshot.h"
 #include "compat.h"
+#include "cow.h"
+#include "inflight.h"
+#include "snapshot.h"
 #include "tracker.h"
 
 static LIST_HEAD(bdsnap_trackers);
 static DEFINE_MUTEX(bdsnap_trackers_lock);
 static u32 bdsnap_tracker_nr;
+/* Frees trackers once their writes completed; drained at unload. */
+static struct workqueue_struct *bdsnap_tracker_wq;
 
-/* Any context; never sleeps. */
+/* Any context; sleeps only in bdsnap_cow_submit_bio() (see the top). */
 static enum bdfilter_result
 bdsnap_tracker_submit_bio(struct bdfilter *flt, struct bio *bio,
-			  sector_t sector)
+			  sector_t sector, unsigned int nr_sectors)
 {
 	struct bdsnap_tracker *tracker =
 		container_of(flt, struct bdsnap_tracker, flt);
+	enum bdfilter_result res = BDFILTER_PASS;
+	bool resized = false, counted = false;
+	unsigned long irqflags;
 	struct bdsnap_cbt *cbt;
-	unsigned int nr_sectors;
+	struct bdsnap_cow *cow;
+	int idx;
 
 	/* Pairs with the release in attach: a map seen is fully set up. */
 	cbt = smp_load_acquire(&tracker->cbt);
 
-	if (!cbt || !bdsnap_bio_changes_data(bio))
-		return BDFILTER_PASS;
 	/* An empty flush (REQ_PREFLUSH without data) changes no block. */
-	nr_sectors = bio_sectors(bio);
-	if (!nr_sectors)
+	if (!cbt || !bdsnap_bio_changes_data(bio) || !nr_sectors)
 		return BDFILTER_PASS;
 
-	if (bdsnap_cbt_mark(cbt, sector, nr_sectors))
+	idx = bdsnap_cow_read_lock();
+	irqflags = bdsnap_cbt_lock(cbt);
+	cow = bdsnap_cow_deref(&tracker->cow);
+	if (cow && bdsnap_cow_drops(cow, bio)) {
+		bdsnap_cbt_unlock(cbt, irqflags);
+		bdsnap_cow_drop(cow, bio);
+		res = BDFILTER_DONE;
+		goto out;
+	}
+	resized = bdsnap_cbt_mark_locked(cbt, sector, nr_sectors);
+	counted = bdsnap_inflight_track(&tracker->inflight, bio);
+	if (!counted)
+		bdsnap_cbt_lose_history_locked(cbt);
+	bdsnap_cbt_unlock(cbt, irqflags);
+
+	if (resized)
 		pr_warn("tracker %s (%u:%u): write beyond the %llu tracked sectors, the device was resized: history lost, detach and attach again to track the new size\n",
 			flt->info.name, MAJOR(tracker->dev),
 			MINOR(tracker->dev),
-			(unsigned long long)flt->info.nr_sectors);
-	return bdsnap_cow_filter_bio(&tracker->cow, bio, sector);
+			(unsigned long long)cbt->device_sectors);
+	if (!counted)
+		pr_warn_ratelimited("tracker %s (%u:%u): out of memory for a write's in-flight record: CBT history restarted\n",
+				    flt->info.name, MAJOR(tracker->dev),
+				    MINOR(tracker->dev));
+	if (cow)
+		res = bdsnap_cow_submit_bio(cow, bio, sector, nr_sectors);
+out:
+	bdsnap_cow_read_unlock(idx);
+	return res;
+}
+
+/* After the last reference: wait for the writes, then free. Process context. */
+static void bdsnap_tracker_free_work(struct work_struct *work)
+{
+	struct bdsnap_tracker *tracker =
+		container_of(work, struct bdsnap_tracker, free_work);
+
+	/* Their completions touch the counters (see inflight.c). */
+	wait_event(tracker->inflight.idle,
+		   !bdsnap_inflight_busy(&tracker->inflight));
+	if (tracker->cbt)
+		bdsnap_cbt_destroy(tracker->cbt);
+	/* A completion may still be waking the counters' waiters. */
+	kfree_rcu(tracker, rcu);
+	/* Safe here: unloading destroys this workqueue, which waits for us. */
+	module_put(THIS_MODULE);
 }
 
 static void bdsnap_tracker_release(struct kref *kref)
@@ -87,14 +142,56 @@ static void bdsnap_tracker_release(struct kref *kref)
 	struct bdsnap_tracker *tracker =
 		container_of(kref, struct bdsnap_tracker, kref);
 
-	if (tracker->cbt)
-		bdsnap_cbt_destroy(tracker->cbt);
-	kfree(tracker);
+	queue_work(bdsnap_tracker_wq, &tracker->free_work);
 }
 
 void bdsnap_tracker_put(struct bdsnap_tracker *tracker)
 {
 	kref_put(&tracker->kref, bdsnap_tracker_release);
+}
+
+bool bdsnap_tracker_attached(struct bdsnap_tracker *tracker)
+{
+	bool attached;
+
+	mutex_lock(&bdsnap_trackers_lock);
+	attached = !tracker->detached;
+	mutex_unlock(&bdsnap_trackers_lock);
+	return attached;
+}
+
+struct bdsnap_tracker_switch {
+	struct bdsnap_tracker *tracker;
+	struct bdsnap_cow *cow;
+	u32 in_flight;
+};
+
+/* Under the CBT map's lock, at the instant of the switch. */
+static void bdsnap_tracker_at_switch(void *arg)
+{
+	struct bdsnap_tracker_switch *sw = arg;
+
+	bdsnap_cow_publish(&sw->tracker->cow, sw->cow);
+	sw->in_flight = bdsnap_inflight_flip(&sw->tracker->inflight);
+}
+
+u32 bdsnap_tracker_switch(struct bdsnap_tracker *tracker,
+			  struct bdsnap_cow *cow)
+{
+	struct bdsnap_tracker_switch sw = { .tracker = tracker, .cow = cow };
+
+	bdsnap_cbt_switch(tracker->cbt, bdsnap_tracker_at_switch, &sw);
+	return sw.in_flight;
+}
+
+struct bdsnap_cow *bdsnap_tracker_unpublish(struct bdsnap_tracker *tracker)
+{
+	return bdsnap_cow_unpublish(&tracker->cow);
+}
+
+long bdsnap_tracker_wait_writes(struct bdsnap_tracker *tracker, long timeout)
+{
+	return bdsnap_inflight_wait_other(&tracker->inflight, timeout);
 }
 
 /* Process context; may sleep. */
@@ -174,7 +271,12 @@ bool bdsnap_tracker_has_sibling(dev_t dev, dev_t disk_dev,
 	return found;
 }
 
-/* The whole disk of @dev, found by opening it. May sleep. */
+/*
+ * The whole disk of @dev, found by opening it; -EOPNOTSUPP for a zoned
+ * device: zone append writes land where the device decides, zone resets
+ * erase whole zones and held writes would be reissued out of zone order,
+ * so neither CBT nor copy-on-write could keep their promise. May sleep.
+ */
 static int bdsnap_tracker_disk_of(dev_t dev, dev_t *disk_dev)
 {
 	struct bdfilter_bdev_ref ref;
@@ -186,8 +288,13 @@ static int bdsnap_tracker_disk_of(dev_t dev, dev_t *disk_dev)
 		return ret;
 	disk = ref.bdev->bd_disk;
 	*disk_dev = MKDEV(disk->major, disk->first_minor);
+	if (bdev_is_zoned(ref.bdev)) {
+		pr_info("%pg (%u:%u) is a zoned device: it cannot be tracked\n",
+			ref.bdev, MAJOR(dev), MINOR(dev));
+		ret = -EOPNOTSUPP;
+	}
 	bdfilter_bdev_close(&ref);
-	return 0;
+	return ret;
 }
 
 int bdsnap_tracker_attach(dev_t dev, bool filter_only)
@@ -217,14 +324,19 @@ int bdsnap_tracker_attach(dev_t dev, bool filter_only)
 	kref_init(&tracker->kref);
 	kref_get(&tracker->kref);
 	INIT_LIST_HEAD(&tracker->link);
+	INIT_WORK(&tracker->free_work, bdsnap_tracker_free_work);
+	bdsnap_inflight_init(&tracker->inflight);
 	tracker->dev = dev;
 	tracker->disk_dev = disk_dev;
 	tracker->flt.ops = &bdsnap_tracker_ops;
+	/* Dropped by the free (see the top); the ioctl's file pins us now. */
+	__module_get(THIS_MODULE);
 
 	ret = bdfilter_attach(&tracker->flt, dev, THIS_MODULE);
 	if (ret) {
 		/* Never attached: no ->detached() call, nobody else knows it. */
 		kfree(tracker);
+		module_put(THIS_MODULE);
 		return ret;
 	}
 
@@ -307,8 +419,16 @@ u32 bdsnap_tracker_list(struct bdsnap_dev_id *ids, u32 room)
 	return nr;
 }
 
+int bdsnap_tracker_init_module(void)
+{
+	bdsnap_tracker_wq = alloc_workqueue("bdsnap-tracker", WQ_UNBOUND, 0);
+	return bdsnap_tracker_wq ? 0 : -ENOMEM;
+}
+
 void bdsnap_tracker_exit(void)
 {
 	/* Every tracker pins the module: none can be left at unload. */
 	WARN_ON(!list_empty(&bdsnap_trackers));
+	/* Waits for a free work that has just dropped its module reference. */
+	destroy_workqueue(bdsnap_tracker_wq);
 }

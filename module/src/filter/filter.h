@@ -25,6 +25,8 @@ struct bdfilter_op {
 int bdfilter_registry_init(void);
 void bdfilter_registry_exit(void);
 enum bdfilter_result bdfilter_filter_bio(struct bio *bio);
+enum bdfilter_result bdfilter_filter_bio_after(const struct bdfilter *after,
+					       struct bio *bio);
 void bdfilter_removal_begin(struct bdfilter_op *removal, struct gendisk *disk);
 void bdfilter_removal_end(struct bdfilter_op *removal);
 

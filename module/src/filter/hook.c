@@ -15,6 +15,9 @@
  * a soft lockup). A compiler barrier after the call keeps it a call; the
  * objdump of the built module shows a call instruction.
  *
+ * The hooks are permanent ftrace ops (FTRACE_OPS_FL_PERMANENT): function
+ * tracing cannot be switched off under them, see bdfilter_hook_register().
+ *
  * Why del_gendisk() and not the holder ops' ->mark_dead() (6.5+): the block
  * layer calls ->mark_dead() only for the exclusive holder of a device, and an
  * exclusive open would stop the user from mounting or mkfs-ing the device we
@@ -115,6 +118,14 @@ void bdfilter_submit_bio(struct bio *bio)
 }
 EXPORT_SYMBOL_GPL(bdfilter_submit_bio);
 
+/* The rest of @bio's chain after @flt, then the device: see bdfilter.h. */
+void bdfilter_resubmit_bio(const struct bdfilter *flt, struct bio *bio)
+{
+	if (bdfilter_filter_bio_after(flt, bio) == BDFILTER_PASS)
+		bdfilter_call_submit_bio_noacct(bio);
+}
+EXPORT_SYMBOL_GPL(bdfilter_resubmit_bio);
+
 /* Called by ftrace at the entry of a hooked function. Must not sleep. */
 static void notrace bdfilter_ftrace_callback(unsigned long ip,
 					     unsigned long parent_ip,
@@ -159,8 +170,14 @@ static int bdfilter_hook_register(struct bdfilter_hook *hook)
 	/*
 	 * SAVE_REGS: 5.10 passes the registers only with it, and the callback
 	 * needs them on every kernel to move the instruction pointer.
+	 * PERMANENT: while the hook is registered, ftrace refuses
+	 * "sysctl kernel.ftrace_enabled=0" (EBUSY), which would switch the
+	 * hook off silently and let every bio bypass the filters; and with
+	 * ftrace switched off, registering fails (EBUSY) instead of
+	 * succeeding with the hook inactive.
 	 */
 	hook->ops.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY |
+			  FTRACE_OPS_FL_PERMANENT |
 			  BDFILTER_FTRACE_FL_RECURSION_SAFE;
 	ret = ftrace_set_filter(&hook->ops, (unsigned char *)hook->name,
 				strlen(hook->name), 1);
@@ -170,9 +187,14 @@ static int bdfilter_hook_register(struct bdfilter_hook *hook)
 		return ret;
 	}
 	ret = register_ftrace_function(&hook->ops);
-	if (ret) {
+	/* ftrace_enabled is not exported: name both causes of EBUSY. */
+	if (ret == -EBUSY)
+		pr_err("cannot hook %s: busy: function tracing is switched off (sysctl kernel.ftrace_enabled=0: switch it on with sysctl -w kernel.ftrace_enabled=1), or another ftrace user (a live patch) modifies %s\n",
+		       hook->name, hook->name);
+	else if (ret)
 		pr_err("cannot hook %s: register_ftrace_function: %d\n",
 		       hook->name, ret);
+	if (ret) {
 		bdfilter_hook_free_filter(hook);
 		return ret;
 	}

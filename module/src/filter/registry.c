@@ -71,16 +71,54 @@ static struct bdfilter *bdfilter_find(const struct gendisk *disk, u8 partno)
 }
 
 /*
- * Run the filters of the device @bio is addressed to: the partition's, then
- * the whole disk's. Returns BDFILTER_DONE as soon as one took the bio over.
- * Runs in the submitter's context; sleeps only if a filter does.
+ * Call @flt for the @nr sectors at @sector (relative to its device) of
+ * @bio, unless the chain is still being skipped up to @*after: the filter
+ * @*after itself is the last one skipped (then @*after becomes NULL).
  */
-enum bdfilter_result bdfilter_filter_bio(struct bio *bio)
+static enum bdfilter_result bdfilter_call(struct bdfilter *flt, struct bio *bio,
+					  sector_t sector, sector_t nr,
+					  const struct bdfilter **after)
+{
+	if (*after) {
+		if (*after == flt)
+			*after = NULL;
+		return BDFILTER_PASS;
+	}
+	return flt->ops->submit_bio(flt, bio, sector, nr);
+}
+
+/*
+ * Whether @flt, a filter of @disk, is in the chain of @bio, addressed to
+ * @disk at @partno. Under bdfilter_srcu; must not sleep.
+ */
+static bool bdfilter_in_chain(const struct bdfilter *flt,
+			      const struct gendisk *disk, u8 partno,
+			      struct bio *bio)
+{
+	sector_t sector = bio->bi_iter.bi_sector, start, nr;
+
+	if (flt->disk != disk || !READ_ONCE(flt->attached))
+		return false;
+	if (!flt->partno || flt->partno == partno)
+		return true;
+	/* Another partition's filter: only for bios to the whole disk. */
+	return !partno && bdfilter_part_range(flt->disk, flt->partno, &start,
+					      &nr) &&
+	       sector < start + nr && start < sector + bio_sectors(bio);
+}
+
+/*
+ * Run the chain of filters of @bio (see bdfilter.h), or only the part after
+ * @after. Returns BDFILTER_DONE as soon as one took the bio over. Runs in
+ * the submitter's context; sleeps only if a filter does.
+ */
+static enum bdfilter_result bdfilter_run_chain(struct bio *bio,
+					       const struct bdfilter *after)
 {
 	enum bdfilter_result res = BDFILTER_PASS;
+	sector_t sector, nr, start, len, from, to;
 	struct gendisk *disk;
 	struct bdfilter *flt;
-	sector_t sector;
 	bool remapped;
 	u8 partno;
 	int idx;
@@ -93,13 +131,47 @@ enum bdfilter_result bdfilter_filter_bio(struct bio *bio)
 	partno = bdfilter_bio_partno(bio);
 	remapped = bdfilter_bio_remapped(bio);
 	sector = bio->bi_iter.bi_sector;
+	nr = bio_sectors(bio);
+
+	if (after) {
+		bool found = false;
+
+		list_for_each_entry_rcu(flt, &bdfilter_list, link,
+					srcu_read_lock_held(&bdfilter_srcu))
+			if (flt == after)
+				found = bdfilter_in_chain(flt, disk, partno, bio);
+		if (!found)
+			after = NULL;	/* it left the chain: run all of it */
+	}
 
 	if (partno) {
 		flt = bdfilter_find(disk, partno);
 		if (flt) {
-			res = flt->ops->submit_bio(flt, bio, remapped ?
-						   sector - flt->info.start_sect :
-						   sector);
+			res = bdfilter_call(flt, bio, remapped ?
+					    sector - flt->info.start_sect :
+					    sector, nr, &after);
+			if (res != BDFILTER_PASS)
+				goto out;
+		}
+	} else {
+		/*
+		 * A bio to the whole disk (or, on 5.10, a partition's bio the
+		 * block layer remapped and resubmits): every partition filter
+		 * whose partition it overlaps sees the overlap.
+		 */
+		list_for_each_entry_rcu(flt, &bdfilter_list, link,
+					srcu_read_lock_held(&bdfilter_srcu)) {
+			if (flt->disk != disk || !flt->partno ||
+			    !READ_ONCE(flt->attached) ||
+			    !bdfilter_part_range(disk, flt->partno, &start,
+						 &len))
+				continue;
+			from = max(sector, start);
+			to = min(sector + nr, start + len);
+			if (from >= to)
+				continue;
+			res = bdfilter_call(flt, bio, from - start, to - from,
+					    &after);
 			if (res != BDFILTER_PASS)
 				goto out;
 		}
@@ -108,11 +180,22 @@ enum bdfilter_result bdfilter_filter_bio(struct bio *bio)
 	if (flt) {
 		if (partno && !remapped)
 			sector += bdfilter_bio_part_start(bio);
-		res = flt->ops->submit_bio(flt, bio, sector);
+		res = bdfilter_call(flt, bio, sector, nr, &after);
 	}
 out:
 	srcu_read_unlock(&bdfilter_srcu, idx);
 	return res;
+}
+
+enum bdfilter_result bdfilter_filter_bio(struct bio *bio)
+{
+	return bdfilter_run_chain(bio, NULL);
+}
+
+enum bdfilter_result bdfilter_filter_bio_after(const struct bdfilter *after,
+					       struct bio *bio)
+{
+	return bdfilter_run_chain(bio, after);
 }
 
 /* Whether @disk is being deleted. Under bdfilter_ops_lock. */

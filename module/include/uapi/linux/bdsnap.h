@@ -346,9 +346,11 @@ struct bdsnap_snapshot_dev {
  * @flags:         TAKE: 0 or %BDSNAP_TAKE_NO_FREEZE; DESTROY: must be zero.
  * @id:            the snapshot.
  * @take_ns:       out (TAKE): nanoseconds from the first freeze to the last
- *                 thaw; in: must be zero.
- * @wait_ns:       out (TAKE): nanoseconds the take then waited for the
- *                 writes that were in flight at the switch; in: must be zero.
+ *                 thaw (with %BDSNAP_TAKE_NO_FREEZE, from the switch to the
+ *                 end of the wait below); in: must be zero.
+ * @wait_ns:       out (TAKE): nanoseconds of @take_ns the take waited for
+ *                 the writes that were in flight at the switch, while
+ *                 filesystems stayed frozen; in: must be zero.
  * @writes_waited: out (TAKE): how many writes were in flight at the switch
  *                 (all devices); in: must be zero.
  * @reserved0:     must be zero.
@@ -357,7 +359,8 @@ struct bdsnap_snapshot_dev {
  * TAKE switches every device's CBT generation and starts copy-on-write at
  * one instant, then waits (at most the module parameter take_wait_ms) for
  * every write that had passed the filter before that instant, before the
- * first chunk is copied and before the images appear. So every write is
+ * first chunk is copied, before the filesystems are thawed and before the
+ * images appear. So every write is
  * either wholly in the image and in the generation before the take, or
  * wholly after it and in the next generation. Errors: -ETIMEDOUT (those
  * writes did not complete in time; nothing is taken), -EFBIG (a device
