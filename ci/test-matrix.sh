@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build the module for the kernel matrix, boot each kernel, run the scenarios;
 # then the harness's self-tests, which must each fail in exactly the way they declare (a
-# failing step, a kernel WARNING on the console), proving that failures are caught.
+# failing step, a kernel WARNING, real slub_debug and KFENCE reports on the console), proving
+# that failures are caught.
 # Arguments are passed to both runs (e.g. --kernel 6.1 for one CI matrix leg).
 set -euo pipefail
 cd "$(dirname "$0")/.."

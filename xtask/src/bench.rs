@@ -364,7 +364,7 @@ fn run_kernel(
     bar.set_prefix(name.clone());
     bar.enable_steady_tick(Duration::from_millis(500));
     bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
-    let mut vm = match ctx.boot(p, &kdir.join("vm")) {
+    let mut vm = match ctx.boot_for_benchmark(p, &kdir.join("vm")) {
         Ok(vm) => vm,
         Err(e) => {
             bar.finish_with_message(format!("boot failed: {e:#}"));

@@ -99,6 +99,29 @@ pub fn image(
     Ok(image)
 }
 
+/// Kernel options every test VM boots with, on top of the harness's own (`bdsnap_vm::cmdline`),
+/// and benchmark VMs never: the memory checks slow every allocation down and would tilt the
+/// ratios. Stock kernels can do all of these without a rebuild; what they find is a console
+/// report the scanner fails the case on (markers `SLUB` and `KFENCE`).
+pub const TEST_BOOT_OPTIONS: &[&str] = &[
+    // SLUB debugging of every cache: F consistency checks on each alloc and free (double
+    // frees, corrupt free lists, red zones and poison checked), Z red zones around each object
+    // (writes past either end), P poisoning of free objects (writes after free, found at the
+    // next allocation or validation). Not U (alloc/free stack traces per object): it costs
+    // more memory and time than a test run can spare, for a nicer report only.
+    "slub_debug=FZP",
+    // KFENCE (CONFIG_KFENCE on the 6.12 and 7.2 cloud kernels, sampling off by default): one
+    // allocation per 100 ms gets guard pages of its own, so an out-of-bounds read or write or a
+    // use after free of it faults at once and is reported with the culprit's stack; SLUB's red
+    // zones only see writes, and only when the object is freed. Kernels without KFENCE
+    // (5.10, 6.1) ignore the option silently.
+    "kfence.sample_interval=100",
+    // One polled queue per NVMe controller (the driver is built in, so only the command line
+    // sets it): io_uring `--hipri` on an NVMe scratch disk then really polls instead of
+    // failing (7.2) or silently completing by interrupt (6.1).
+    "nvme.poll_queues=1",
+];
+
 /// A timeout scaled for the accelerator (TCG is slower than KVM).
 pub(crate) fn scaled(accel: Accel, d: Duration) -> Duration {
     d.mul_f64(accel.timeout_scale())
@@ -116,9 +139,19 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// Boots the kernel of `p` with its working files in `workdir`, then installs its freshly
-    /// built modules (so `modprobe` finds them) and the guest tools.
+    /// Boots the kernel of `p` for tests (with [`TEST_BOOT_OPTIONS`]) with its working files in
+    /// `workdir`, then installs its freshly built modules (so `modprobe` finds them) and the
+    /// guest tools.
     pub fn boot(&self, p: &Prepared, workdir: &Path) -> Result<Vm> {
+        self.boot_with(p, workdir, TEST_BOOT_OPTIONS)
+    }
+
+    /// Like [`RunContext::boot`], but without the test-only kernel options: for measurements.
+    pub fn boot_for_benchmark(&self, p: &Prepared, workdir: &Path) -> Result<Vm> {
+        self.boot_with(p, workdir, &[])
+    }
+
+    fn boot_with(&self, p: &Prepared, workdir: &Path, options: &[&str]) -> Result<Vm> {
         let (image, key, tools) = (&self.image, &self.key, &self.tools);
         let (accel, memory, cpus) = (self.accel, self.memory, self.cpus);
         let cfg = VmConfig {
@@ -130,7 +163,7 @@ impl RunContext {
             accel,
             memory_mib: memory,
             cpus,
-            extra_cmdline: String::new(),
+            extra_cmdline: options.join(" "),
             boot_timeout: scaled(accel, Duration::from_secs(45)),
         };
         let mut vm = Vm::boot(cfg)?;

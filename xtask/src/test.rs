@@ -189,6 +189,10 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
             .unwrap_or(0),
         accel: accel.to_string(),
         host: hostname(),
+        boot_options: guest::TEST_BOOT_OPTIONS
+            .iter()
+            .map(|o| o.to_string())
+            .collect(),
         kernels: runs.iter().map(|r| r.info.clone()).collect(),
         cases: runs.iter().flat_map(|r| r.cases.clone()).collect(),
         duration_ms: started.elapsed().as_millis() as u64,

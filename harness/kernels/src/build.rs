@@ -10,10 +10,17 @@ use std::process::Command;
 
 const READY_MARK: &str = ".bdsnap-ready";
 
+/// Test-only modules: subdirectories of the module sources, each with its own Makefile that
+/// builds `build/<release>/*.ko`. They are built and installed into test guests like the main
+/// modules, but dkms.conf and `make install` never see them. `memcheck` commits memory errors
+/// on purpose for the scanner's self-tests (see module/memcheck/memcheck.c).
+pub const TEST_MODULE_DIRS: &[&str] = &["memcheck"];
+
 /// The modules built for one kernel.
 #[derive(Debug, Clone)]
 pub struct ModuleBuild {
-    /// The `.ko` files, in name order.
+    /// The `.ko` files, in name order: the main modules and the test-only ones
+    /// ([`TEST_MODULE_DIRS`]), all to be installed into test guests.
     pub modules: Vec<PathBuf>,
     /// Kbuild's full output.
     pub log: PathBuf,
@@ -28,6 +35,9 @@ fn is_build_output(rel: &Path) -> bool {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     rel.starts_with("build")
+        || TEST_MODULE_DIRS
+            .iter()
+            .any(|dir| rel.starts_with(Path::new(dir).join("build")))
         || [
             ".o", ".ko", ".mod", ".mod.c", ".cmd", ".order", ".symvers", ".tmp",
         ]
@@ -96,19 +106,33 @@ pub fn build_module(
         source,
     })?;
     let _ = std::fs::remove_dir_all(work.join("build"));
+    for dir in TEST_MODULE_DIRS {
+        let _ = std::fs::remove_dir_all(work.join(dir).join("build"));
+    }
     let work_guard = RemoveOnDrop(work.clone());
     let release = &kernel.versions.release;
-    let built = kernel.chroot.run(
-        name,
-        log,
-        &[
-            "make",
-            "-C",
-            &format!("/{inside}"),
-            &format!("KVER={release}"),
-        ],
-    )?;
-    let output = format!("{}{}", built.stdout, built.stderr);
+    // The main modules, then each test-only module present in the sources, each with its own
+    // make (the directory to run it in, inside the chroot, and where its `.ko` files appear);
+    // every `.ko` ends up side by side in the cached build.
+    let mut makes = vec![(format!("/{inside}"), work.join("build").join(release))];
+    for dir in TEST_MODULE_DIRS {
+        if work.join(dir).join("Makefile").is_file() {
+            makes.push((
+                format!("/{inside}/{dir}"),
+                work.join(dir).join("build").join(release),
+            ));
+        }
+    }
+    let mut output = String::new();
+    for (make_dir, _) in &makes {
+        let built = kernel.chroot.run(
+            name,
+            log,
+            &["make", "-C", make_dir, &format!("KVER={release}")],
+        )?;
+        output.push_str(&built.stdout);
+        output.push_str(&built.stderr);
+    }
     let diagnostics = compiler_warnings(&output);
     if !diagnostics.is_empty() {
         return Err(KernelsError::Prepare {
@@ -119,16 +143,19 @@ pub fn build_module(
             ),
         });
     }
-    let produced = work.join("build").join(release);
     let tmp = out.with_extension("tmp");
     remove_tree(&tmp).map_err(|e| io(&tmp, e))?;
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    let modules = list_modules(&produced).map_err(|e| io(&produced, e))?;
-    if modules.is_empty() {
-        return Err(KernelsError::Prepare {
-            kernel: name.clone(),
-            message: format!("make produced no .ko in {}", produced.display()),
-        });
+    let mut modules = Vec::new();
+    for (_, dir) in &makes {
+        let found = list_modules(dir).map_err(|e| io(dir, e))?;
+        if found.is_empty() {
+            return Err(KernelsError::Prepare {
+                kernel: name.clone(),
+                message: format!("make produced no .ko in {}", dir.display()),
+            });
+        }
+        modules.extend(found);
     }
     for ko in &modules {
         let dst = tmp.join(ko.file_name().unwrap_or_default());
@@ -175,6 +202,9 @@ mod tests {
         assert!(is_build_output(Path::new("src/.main.o.cmd")));
         assert!(is_build_output(Path::new("src/main.o")));
         assert!(is_build_output(Path::new("compat_config.h")));
+        assert!(is_build_output(Path::new("memcheck/build/6.1/Kbuild")));
+        assert!(!is_build_output(Path::new("memcheck/memcheck.c")));
+        assert!(!is_build_output(Path::new("memcheck/Kbuild")));
         assert!(!is_build_output(Path::new("src/main.c")));
         assert!(!is_build_output(Path::new("Kbuild")));
     }

@@ -10,7 +10,7 @@ pub mod chroot;
 pub mod kernel;
 pub mod matrix;
 
-pub use build::{build_module, ModuleBuild};
+pub use build::{build_module, ModuleBuild, TEST_MODULE_DIRS};
 pub use checkpatch::ensure_checkpatch;
 pub use chroot::Chroot;
 pub use kernel::{prepare_kernel, Kernel};

@@ -92,9 +92,11 @@ fn write_suite(
         .with_attribute(("time", time.as_str()))
         .with_attribute(("hostname", host.as_ref()))
         .write_inner_content(|w| {
+            let boot_options = summary.boot_options.join(" ");
             let mut props: Vec<(&str, &str)> = vec![
                 ("run_id", &summary.run_id),
                 ("accel", &summary.accel),
+                ("boot_options", &boot_options),
                 ("kernel.name", kernel),
             ];
             if let Some(k) = info {

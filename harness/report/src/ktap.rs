@@ -34,6 +34,13 @@ pub fn render_ktap(summary: &RunSummary) -> String {
         clean(&summary.accel),
         clean(&summary.host)
     );
+    if !summary.boot_options.is_empty() {
+        let _ = writeln!(
+            out,
+            "# boot options: {}",
+            clean(&summary.boot_options.join(" "))
+        );
+    }
     let _ = writeln!(out, "1..{}", groups.len());
     for (number, (kernel, info, cases)) in groups.iter().enumerate() {
         let name = test_name(&format!("bdsnap.{kernel}"));

@@ -175,6 +175,11 @@ pub struct RunSummary {
     /// `kvm` or `tcg`: timings mean different things under each.
     pub accel: String,
     pub host: String,
+    /// Kernel options every VM of the run booted with on top of the harness's own command line
+    /// (the memory checks, for instance); each VM's whole QEMU command line is in its
+    /// `qemu.cmdline`.
+    #[serde(default)]
+    pub boot_options: Vec<String>,
     pub kernels: Vec<KernelInfo>,
     pub cases: Vec<CaseResult>,
     pub duration_ms: u64,
@@ -382,6 +387,7 @@ mod tests {
             started_unix: 0,
             accel: "tcg".into(),
             host: "h".into(),
+            boot_options: vec![],
             kernels: vec![],
             cases: vec![case(vec![]), other],
             duration_ms: 0,

@@ -4,7 +4,8 @@
 //! workqueue or a lockdep splat never reaches a command's exit status. The scanner therefore
 //! looks for the texts the kernel itself prints (`printk` formats in `kernel/panic.c`,
 //! `arch/x86/mm/fault.c`, `kernel/watchdog.c`, `kernel/hung_task.c`, lockdep, KASAN, UBSAN,
-//! RCU), and only where the kernel puts them: at the start of a message, after the console
+//! RCU, and the memory checkers stock kernels have without a rebuild: `slub_debug` in
+//! `mm/slub.c` and KFENCE in `mm/kfence/report.c`), and only where the kernel puts them: at the start of a message, after the console
 //! decorations (timestamp, caller id, log level, syslog prefix). Anchoring is what keeps the
 //! command line echo (`panic=-1`), `taints kernel.` notices, lower-case "warning" from user
 //! space and words that merely contain a marker from firing.
@@ -23,6 +24,14 @@ pub enum Marker {
     KernelBugAt,
     /// `BUG: KASAN: ...` or `KASAN: ...` (the latter with general protection faults).
     Kasan,
+    /// KFENCE's `BUG: KFENCE: out-of-bounds write in f+0x1/0x2` (and `use-after-free`,
+    /// `invalid free`, `memory corruption`, `invalid read`...).
+    Kfence,
+    /// `slub_debug`'s report header, `BUG kmalloc-64 (Tainted: G    B      ): Right Redzone
+    /// overwritten` (and `Poison overwritten`, `Object already free`, `Freepointer corrupt`,
+    /// `Objects remaining in ...`): no colon after `BUG`, the cache's name and the taint in
+    /// parentheses instead.
+    Slub,
     /// `UBSAN: ...`
     Ubsan,
     /// lockdep's `possible circular locking dependency detected`.
@@ -45,10 +54,12 @@ pub enum Marker {
 
 impl Marker {
     /// Every marker, most specific first: the order in which a line is tested.
-    pub const ALL: [Marker; 12] = [
+    pub const ALL: [Marker; 14] = [
         Marker::KernelPanic,
         Marker::KernelBugAt,
         Marker::Kasan,
+        Marker::Kfence,
+        Marker::Slub,
         Marker::Ubsan,
         Marker::CircularLocking,
         Marker::SoftLockup,
@@ -66,6 +77,8 @@ impl Marker {
             Marker::KernelPanic => "Kernel panic",
             Marker::KernelBugAt => "kernel BUG at",
             Marker::Kasan => "KASAN",
+            Marker::Kfence => "KFENCE",
+            Marker::Slub => "SLUB",
             Marker::Ubsan => "UBSAN",
             Marker::CircularLocking => "possible circular locking",
             Marker::SoftLockup => "soft lockup",
@@ -78,12 +91,19 @@ impl Marker {
         }
     }
 
+    /// The marker whose [`Marker::label`] is `label` (as a self-test scenario names it).
+    pub fn from_label(label: &str) -> Option<Marker> {
+        Marker::ALL.into_iter().find(|m| m.label() == label)
+    }
+
     /// Whether `msg`, a console line stripped of its decorations, is this complaint.
     fn matches(self, msg: &str) -> bool {
         match self {
             Marker::KernelPanic => msg.starts_with("Kernel panic - "),
             Marker::KernelBugAt => msg.starts_with("kernel BUG at "),
             Marker::Kasan => msg.starts_with("BUG: KASAN: ") || msg.starts_with("KASAN: "),
+            Marker::Kfence => msg.starts_with("BUG: KFENCE: "),
+            Marker::Slub => is_slub_report(msg),
             Marker::Ubsan => msg.starts_with("UBSAN: "),
             // Current lockdep prints `WARNING: possible ...`; before 4.15 it was
             // `[ INFO: possible ... ]`. The phrase itself is specific enough to search for.
@@ -116,6 +136,24 @@ impl Marker {
             Marker::Warning => msg.starts_with("WARNING: "),
         }
     }
+}
+
+/// `slab_bug()`'s header in mm/slub.c: `BUG <cache> (<taint>): <problem>`, where the taint is
+/// `print_tainted()`: `Not tainted` or `Tainted: <flags>`. Every part is required, so prose
+/// that happens to start with "BUG " (`BUG fixed in 6.1 (see below): ...`) does not match.
+fn is_slub_report(msg: &str) -> bool {
+    let Some(rest) = msg.strip_prefix("BUG ") else {
+        return false;
+    };
+    let Some((cache, rest)) = rest.split_once(" (") else {
+        return false;
+    };
+    let Some((taint, problem)) = rest.split_once("): ") else {
+        return false;
+    };
+    let cache_ok = !cache.is_empty() && !cache.contains([' ', '\t', ':', '(', ')']);
+    let taint_ok = taint == "Not tainted" || taint.starts_with("Tainted: ");
+    cache_ok && taint_ok && !problem.trim().is_empty()
 }
 
 impl fmt::Display for Marker {
@@ -361,6 +399,65 @@ Warning: this is not the kernel's marker
     }
 
     #[test]
+    fn memory_checker_reports_get_their_own_markers() {
+        let text = "\
+[ 1.0] BUG kmalloc-64 (Tainted: G    B      O      ): Right Redzone overwritten
+[ 1.1] BUG kmalloc-64 (Not tainted): Poison overwritten
+[ 1.2] BUG kmalloc-rnd-05-64 (Tainted: G           O     ): Object already free
+[ 1.3] BUG: KFENCE: out-of-bounds write in memcheck_init+0x1/0x2 [bdsnap_memcheck]
+[ 1.4] BUG: KFENCE: use-after-free read in f+0x1/0x2
+[ 1.5] BUG: KFENCE: invalid free in f+0x1/0x2
+[ 1.6] BUG: KFENCE: memory corruption in f+0x1/0x2
+[ 1.7] BUG: kernel NULL pointer dereference, address: 0000000000000000
+";
+        use Marker::*;
+        assert_eq!(
+            markers(text),
+            vec![
+                (1, Slub),
+                (2, Slub),
+                (3, Slub),
+                (4, Kfence),
+                (5, Kfence),
+                (6, Kfence),
+                (7, Kfence),
+                (8, Bug),
+            ]
+        );
+    }
+
+    #[test]
+    fn memory_checker_look_alikes_do_not_fire() {
+        let text = "\
+[    0.000000] Command line: console=ttyS0 panic=-1 slub_debug=FZP kfence.sample_interval=100
+[    0.000000] Kernel command line: console=ttyS0 slub_debug=FZP kfence.sample_interval=100
+[    0.010000] kfence: initialized - using 2097152 bytes for 255 objects at 0x(____ptrval____)
+[    0.020000] **********************************************************************
+[    0.030000] **   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE  **
+[    0.040000] **   This system shows unhashed kernel memory addresses   **
+[    1.000000] FIX kmalloc-64: Restoring Right Redzone 0x1-0x2=0xcc
+[    1.100000] INFO: 0x000000001-0x000000002 @offset=64. First byte 0x2a instead of 0xcc
+[    1.200000] Out-of-bounds write at 0x00000000 (32B right of kfence-#17):
+bdsnap-step: echo BUG fixed (see below): nothing to do
+BUG kmalloc-64: an old header without taint is not what 5.10+ print
+[    2.000000] BUG report (see dmesg): the taint is what makes a header
+[    2.100000] BUG kmalloc 64 (Not tainted): has a space in the name
+[    2.200000] BUG kmalloc-64 (Not tainted):
+";
+        assert_eq!(scan(text), vec![]);
+    }
+
+    #[test]
+    fn every_marker_has_a_distinct_label_found_by_from_label() {
+        for m in Marker::ALL {
+            assert_eq!(Marker::from_label(m.label()), Some(m));
+        }
+        assert_eq!(Marker::from_label("slub"), None);
+        assert_eq!(Marker::from_label("KFENCE"), Some(Marker::Kfence));
+        assert_eq!(Marker::from_label("SLUB"), Some(Marker::Slub));
+    }
+
+    #[test]
     fn syslog_prefixed_lines_are_understood() {
         let text = "Apr 18 08:58:32 host kernel: [  236.278671] WARNING: CPU: 5 PID: 0 at net/core/stream.c:212 f+0xc5/0xd2\n";
         assert_eq!(markers(text), vec![(1, Marker::Warning)]);
@@ -406,5 +503,10 @@ Warning: this is not the kernel's marker
         assert_eq!(json, "\"kernel-panic\"");
         let back: Marker = serde_json::from_str("\"circular-locking\"").unwrap();
         assert_eq!(back, Marker::CircularLocking);
+        assert_eq!(
+            serde_json::to_string(&Marker::Kfence).unwrap(),
+            "\"kfence\""
+        );
+        assert_eq!(serde_json::to_string(&Marker::Slub).unwrap(), "\"slub\"");
     }
 }

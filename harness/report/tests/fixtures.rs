@@ -96,6 +96,109 @@ fn kernel_bug_at_behind_a_journal_prefix() {
     assert_eq!(findings("kernel_bug_at_syslog.txt"), vec![(3, KernelBugAt)]);
 }
 
+fn fixture_text(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// What each SLUB or KFENCE finding reports: the header's text after the taint (`Poison
+/// overwritten`) or after `KFENCE: `, up to ` in <function>`.
+fn problems(name: &str) -> Vec<String> {
+    bdsnap_report::scan(&fixture_text(name))
+        .into_iter()
+        .filter(|f| f.marker != Warning)
+        .map(|f| {
+            let text = f.text.as_str();
+            let after = text
+                .rfind("): ")
+                .map(|i| &text[i + 3..])
+                .or_else(|| text.find("KFENCE: ").map(|i| &text[i + 8..]))
+                .unwrap_or(text);
+            after.split(" in ").next().unwrap_or(after).to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn test_boot_with_memory_checks_has_no_findings() {
+    // The options are on the echoed command lines and KFENCE announces itself: none of it is
+    // a report.
+    let name = "clean_boot_debian_7.2_cloud_memchecks.txt";
+    let text = fixture_text(name);
+    assert_eq!(
+        text.matches("slub_debug=FZP kfence.sample_interval=100")
+            .count(),
+        2
+    );
+    assert!(text.contains("kfence: initialized"));
+    assert_eq!(findings(name), vec![]);
+}
+
+#[test]
+fn slub_red_zone_reports_on_every_kernel() {
+    // bdsnap_memcheck mode=slub-redzone under slub_debug=FZP. Up to 6.1 the header names the
+    // problem; from 6.12 the problem is a line of its own before the header (`Object corrupt`)
+    // and object_err() adds a WARNING.
+    for (kernel, expected, problem) in [
+        ("5.10", vec![(3, Slub)], "Right Redzone overwritten"),
+        ("6.1", vec![(3, Slub)], "Right Redzone overwritten"),
+        ("6.12", vec![(4, Slub), (23, Warning)], "Object corrupt"),
+        ("7.2", vec![(4, Slub), (23, Warning)], "Object corrupt"),
+    ] {
+        let name = format!("slub_redzone_debian_{kernel}_cloud.txt");
+        assert_eq!(findings(&name), expected, "{name}");
+        assert_eq!(problems(&name), [problem], "{name}");
+    }
+}
+
+#[test]
+fn slub_poison_reports_on_every_kernel() {
+    // mode=slub-poison, then `echo 1 > /sys/kernel/slab/kmalloc-64/validate`.
+    for (kernel, expected, problem) in [
+        ("5.10", vec![(5, Slub)], "Poison overwritten"),
+        ("6.1", vec![(5, Slub)], "Poison overwritten"),
+        ("6.12", vec![(6, Slub), (26, Warning)], "Object corrupt"),
+        ("7.2", vec![(6, Slub), (26, Warning)], "Object corrupt"),
+    ] {
+        let name = format!("slub_poison_debian_{kernel}_cloud.txt");
+        assert_eq!(findings(&name), expected, "{name}");
+        assert_eq!(problems(&name), [problem], "{name}");
+    }
+}
+
+#[test]
+fn slub_double_free_report() {
+    let name = "slub_double_free_debian_7.2_cloud.txt";
+    assert_eq!(findings(name), vec![(3, Slub), (23, Warning)]);
+    assert_eq!(problems(name), ["Object already free"]);
+}
+
+#[test]
+fn kfence_reports_of_every_kind() {
+    // mode=kfence-oob-read, -oob-write, -uaf, -invalid-free, -corruption in turn, one report
+    // each; the lines after each header (`Out-of-bounds read at ...`, `kfence-#84: ...`,
+    // `Tainted: [B]=BAD_PAGE`) are not reports of their own.
+    let kinds = [
+        "out-of-bounds read",
+        "out-of-bounds write",
+        "use-after-free read",
+        "invalid free",
+        "memory corruption",
+    ];
+    for (kernel, lines) in [
+        ("6.12", [4, 78, 146, 228, 270]),
+        ("7.2", [4, 79, 147, 229, 271]),
+    ] {
+        let name = format!("kfence_debian_{kernel}_cloud.txt");
+        let expected: Vec<(usize, Marker)> = lines.iter().map(|&l| (l, Kfence)).collect();
+        assert_eq!(findings(&name), expected, "{name}");
+        assert_eq!(problems(&name), kinds, "{name}");
+    }
+}
+
 #[test]
 fn a_scenario_window_sees_only_its_own_complaints() {
     // The clean boot, then a scenario whose window holds the 6.12 warning.

@@ -95,6 +95,7 @@ fn summary() -> RunSummary {
         started_unix: 1_735_689_600,
         accel: "tcg".into(),
         host: "builder".into(),
+        boot_options: vec!["slub_debug=FZP".into(), "kfence.sample_interval=100".into()],
         kernels: vec![
             kernel("6.1", "bookworm", "6.1.0-56-cloud-amd64", "6.1.192-2"),
             kernel("6.12", "trixie", "6.12.48+deb13-cloud-amd64", "6.12.48-1"),
@@ -209,6 +210,10 @@ fn junit_parses_and_counts_failures_and_errors() {
     assert_eq!(props["kernel.release"], "6.12.48+deb13-cloud-amd64");
     assert_eq!(props["kernel.package_version"], "6.12.48-1");
     assert_eq!(props["kernel.suite"], "trixie");
+    assert_eq!(
+        props["boot_options"],
+        "slub_debug=FZP kfence.sample_interval=100"
+    );
 
     let cases = suites[0].all("testcase");
     assert_eq!(cases.len(), 2);
@@ -341,6 +346,7 @@ fn ktap_is_well_formed_and_explains_failures() {
         .copied()
         .collect();
     assert!(diag.iter().any(|l| l.contains("exit: 3")), "{diag:?}");
+    assert!(text.contains("\n# boot options: slub_debug=FZP kfence.sample_interval=100\n"));
     assert!(text.contains("  # kernel 6.12 (trixie 6.12.48+deb13-cloud-amd64, package 6.12.48-1"));
     assert!(text.contains("  # unplug: console line 812 (Oops): [   81.000001] Oops: 0000 [#1]"));
     assert_eq!(
@@ -458,6 +464,10 @@ fn summary_json_round_trips() {
     assert_eq!(back.kernels[1].package_version, "6.12.48-1");
     assert_eq!(back.cases[2].findings[0].marker, Marker::Oops);
     assert_eq!(back.failed_count(), 3);
+    assert_eq!(
+        back.boot_options,
+        ["slub_debug=FZP", "kfence.sample_interval=100"]
+    );
 }
 
 #[test]
