@@ -37,10 +37,11 @@
 #define BDSNAP_STACK_PATH_MAX	PATH_MAX
 
 /*
- * A device of the block class (the one block_class is not exported, and
- * its type differs between kernels): the disk of @dev, referenced.
+ * The device of @dev's disk, referenced (put_device()): its ->class is the
+ * block class, which is not exported and whose type differs between
+ * kernels, and its devt the whole disk's.
  */
-static int bdsnap_stack_class_dev(dev_t dev, struct device **class_dev)
+static int bdsnap_stack_disk_device(dev_t dev, struct device **disk)
 {
 	struct bdfilter_bdev_ref ref;
 	int ret;
@@ -48,21 +49,21 @@ static int bdsnap_stack_class_dev(dev_t dev, struct device **class_dev)
 	ret = bdfilter_bdev_open(dev, &ref);
 	if (ret)
 		return ret == -ENXIO ? -ENODEV : ret;
-	*class_dev = get_device(disk_to_dev(ref.bdev->bd_disk));
+	*disk = get_device(disk_to_dev(ref.bdev->bd_disk));
 	bdfilter_bdev_close(&ref);
 	return 0;
 }
 
 int bdsnap_stack_disk_of(dev_t dev, dev_t *disk)
 {
-	struct bdfilter_bdev_ref ref;
+	struct device *d;
 	int ret;
 
-	ret = bdfilter_bdev_open(dev, &ref);
+	ret = bdsnap_stack_disk_device(dev, &d);
 	if (ret)
-		return ret == -ENXIO ? -ENODEV : ret;
-	*disk = disk_devt(ref.bdev->bd_disk);
-	bdfilter_bdev_close(&ref);
+		return ret;
+	*disk = d->devt;
+	put_device(d);
 	return 0;
 }
 
@@ -203,7 +204,7 @@ int bdsnap_stack_walk(dev_t dev, bool down, dev_t *devs)
 	struct bdsnap_stack_walk w = { .devs = devs };
 	int i, ret;
 
-	ret = bdsnap_stack_class_dev(dev, &w.class_dev);
+	ret = bdsnap_stack_disk_device(dev, &w.class_dev);
 	if (ret)
 		return ret;
 	ret = bdsnap_stack_add(&w, dev);

@@ -12,9 +12,8 @@ use super::mem::Mapping;
 use crate::{errno, BlockDevice, Control, CtlError, CBT_READ_CHUNK};
 use serde::Serialize;
 use std::fs::OpenOptions;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,17 +102,7 @@ fn run_before_read(cmd: &str) -> Result<(), CbtMmapError> {
         cmd: cmd.to_string(),
         error,
     };
-    let stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(spawn)?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stderr))
-        .status()
-        .map_err(spawn)?;
+    let status = super::run_shell_to_stderr(cmd).map_err(spawn)?;
     if !status.success() {
         return Err(CbtMmapError::BeforeRead {
             cmd: cmd.to_string(),

@@ -19,3 +19,18 @@ pub mod pattern_write;
 pub mod rng;
 pub mod verify;
 pub mod write;
+
+use std::os::fd::AsFd;
+use std::process::{Command, ExitStatus, Stdio};
+
+/// Runs `cmd` with `sh -c`, its standard output on our standard error (so that our standard
+/// output stays one JSON object) and no standard input.
+pub(crate) fn run_shell_to_stderr(cmd: &str) -> std::io::Result<ExitStatus> {
+    let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stderr))
+        .status()
+}

@@ -15,10 +15,8 @@ use super::rng::Rng;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -282,16 +280,7 @@ fn run_take(cmd: &str) -> Result<(Option<i32>, bool), PatternError> {
             error,
         }
     };
-    let stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(err("duplicate stderr"))?;
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stderr))
-        .status()
+    let status = super::run_shell_to_stderr(cmd)
         .map_err(err(&format!("run take command {cmd:?}")))?;
     Ok((status.code(), status.success()))
 }
