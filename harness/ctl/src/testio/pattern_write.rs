@@ -280,8 +280,8 @@ fn run_take(cmd: &str) -> Result<(Option<i32>, bool), PatternError> {
             error,
         }
     };
-    let status = super::run_shell_to_stderr(cmd)
-        .map_err(err(&format!("run take command {cmd:?}")))?;
+    let status =
+        super::run_shell_to_stderr(cmd).map_err(err(&format!("run take command {cmd:?}")))?;
     Ok((status.code(), status.success()))
 }
 
