@@ -78,7 +78,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let matrix = Matrix::load(&args.kernels.matrix)?;
-    let workloads = load_workloads(root, &args, &matrix.names())?;
+    let workloads = load_workloads(root, &args, &args.kernels.known_names(&matrix))?;
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let baseline = match &args.compare {
         Some(dir) => Some(bdsnap_bench::load_run(dir)?),
@@ -105,7 +105,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         run_dir.display()
     );
     crate::hostdeps::ensure(&log)?;
-    let prepared = prepare::prepare(&args.kernels, &log)?;
+    let prepared = prepare::prepare(&args.kernels, true, &log)?;
     let tools = guest::build_guest_tools(&log)?;
     let key = guest::ssh_key(&cache_dir(), &log)?;
     let image = guest::image(root, &prepared, &key, &log)?;
@@ -121,6 +121,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         accel,
         memory: args.vm.memory,
         cpus: args.vm.cpus,
+        extra_cmdline: args.vm.cmdline.clone(),
     };
     let mut bench = BenchRun {
         schema: bdsnap_bench::SCHEMA_VERSION,
@@ -442,11 +443,9 @@ fn run_kernel(
             let unit_started = Instant::now();
             let offset = vm.console_len();
             let outcome = {
-                let mut g = guest::VmGuest {
-                    vm: &mut vm,
-                    accel: ctx.accel,
-                };
-                bdsnap_scenario::run(&sc, &mut g, &nodes, ctx.accel.timeout_scale())
+                let scale = vm.config().timeout_scale();
+                let mut g = guest::VmGuest { vm: &mut vm, scale };
+                bdsnap_scenario::run(&sc, &mut g, &nodes, scale)
             };
             // Back to the plain state whatever happened; a failure here is the next unit's
             // problem, and its own evidence shows it.

@@ -124,6 +124,24 @@ pub const TEST_BOOT_OPTIONS: &[&str] = &[
     "nvme.poll_queues=1",
 ];
 
+/// Whether the kernel's config sets `CONFIG_<option>=y`.
+fn kernel_has(p: &Prepared, option: &str) -> bool {
+    std::fs::read_to_string(&p.kernel.config).is_ok_and(|c| {
+        bdsnap_kernels::source::parse_config(&c)
+            .get(option)
+            .is_some_and(|v| v == "y")
+    })
+}
+
+/// Whether lockdep has switched itself off in this VM (it does after its first report, and
+/// after running out of its tables): every later scenario would run unchecked, so the caller
+/// boots a fresh VM. False on kernels without lockdep.
+pub fn lockdep_off(vm: &mut Vm) -> bool {
+    let t = Duration::from_secs(30).mul_f64(vm.config().timeout_scale());
+    vm.exec("grep -s 'debug_locks:' /proc/lockdep_stats", &[], t)
+        .is_ok_and(|o| o.stdout.split_whitespace().nth(1) == Some("0"))
+}
+
 /// A timeout scaled for the accelerator (TCG is slower than KVM).
 pub(crate) fn scaled(accel: Accel, d: Duration) -> Duration {
     d.mul_f64(accel.timeout_scale())
@@ -138,6 +156,8 @@ pub struct RunContext {
     pub accel: Accel,
     pub memory: u32,
     pub cpus: u32,
+    /// `--cmdline`: appended to every VM's kernel command line.
+    pub extra_cmdline: String,
 }
 
 impl RunContext {
@@ -154,6 +174,12 @@ impl RunContext {
     }
 
     fn boot_with(&self, p: &Prepared, workdir: &Path, options: &[&str]) -> Result<Vm> {
+        let mut options = options.to_vec();
+        // KASAN reports only its first bug per boot unless told otherwise; a test VM runs
+        // scenarios back to back, and each must see its own reports.
+        if !options.is_empty() && kernel_has(p, "KASAN") {
+            options.push("kasan_multi_shot");
+        }
         let (image, key, tools) = (&self.image, &self.key, &self.tools);
         let (accel, memory, cpus) = (self.accel, self.memory, self.cpus);
         let cfg = VmConfig {
@@ -165,13 +191,20 @@ impl RunContext {
             accel,
             memory_mib: memory,
             cpus,
-            extra_cmdline: options.join(" "),
-            boot_timeout: scaled(accel, Duration::from_secs(45)),
+            extra_cmdline: options
+                .iter()
+                .copied()
+                .chain(std::iter::once(self.extra_cmdline.as_str()))
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            boot_timeout: scaled(accel, Duration::from_secs(45)).mul_f64(p.kernel.spec.slowdown),
+            slowdown: p.kernel.spec.slowdown,
         };
         let mut vm = Vm::boot(cfg)?;
         let release = &p.kernel.versions.release;
         let extra = PathBuf::from(format!("/lib/modules/{release}/extra"));
-        let t = scaled(accel, Duration::from_secs(30));
+        let t = Duration::from_secs(30).mul_f64(vm.config().timeout_scale());
         vm.exec(&format!("mkdir -p {}", extra.display()), &[], t)?;
         for ko in &p.build.modules {
             let name = ko
@@ -200,12 +233,25 @@ pub struct ScenarioRun {
     /// The console written while the scenario ran.
     pub console: String,
     pub dmesg: String,
+    /// kmemleak's reports after the scenario (empty on kernels without kmemleak).
+    pub kmemleak: String,
 }
+
+/// Mounts debugfs and forgets every kmemleak report so far, so the scan after the scenario
+/// reports what the scenario leaked. Prints `kmemleak` when the kernel has it.
+const KMEMLEAK_CLEAR: &str = "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; \
+    if [ -e /sys/kernel/debug/kmemleak ]; then echo clear > /sys/kernel/debug/kmemleak && echo kmemleak; fi";
+
+/// kmemleak reports an object once it is unreferenced in a scan and older than 5 s: wait past
+/// that age, scan twice (the second confirms what the first found), print the reports.
+const KMEMLEAK_SCAN: &str = "sleep 6; echo scan > /sys/kernel/debug/kmemleak && \
+    echo scan > /sys/kernel/debug/kmemleak && cat /sys/kernel/debug/kmemleak";
 
 /// The scenario engine's view of a booted VM (also used by `bench`).
 pub(crate) struct VmGuest<'a> {
     pub(crate) vm: &'a mut Vm,
-    pub(crate) accel: Accel,
+    /// What timeouts are multiplied by (accelerator and kernel).
+    pub(crate) scale: f64,
 }
 
 impl Guest for VmGuest<'_> {
@@ -229,7 +275,7 @@ impl Guest for VmGuest<'_> {
 
     fn unplug(&mut self, name: &str) -> Result<(), GuestError> {
         self.vm
-            .unplug_disk(name, scaled(self.accel, Duration::from_secs(30)))
+            .unplug_disk(name, Duration::from_secs(30).mul_f64(self.scale))
             .map_err(|e| GuestError::Transport(e.to_string()))
     }
 }
@@ -274,29 +320,29 @@ pub(crate) fn attach_disks<'a>(
 
 /// Attaches the scenario's disks (fresh sparse files), runs its steps, collects dmesg and the
 /// console, and detaches whatever disks are left.
-pub fn run_scenario(vm: &mut Vm, sc: &Scenario, accel: Accel, disk_dir: &Path) -> ScenarioRun {
+pub fn run_scenario(vm: &mut Vm, sc: &Scenario, disk_dir: &Path) -> ScenarioRun {
+    let scale = vm.config().timeout_scale();
     let offset = vm.console_len();
     let mut run = ScenarioRun {
         outcome: None,
         error: None,
         console: String::new(),
         dmesg: String::new(),
+        kmemleak: String::new(),
     };
-    let t = scaled(accel, Duration::from_secs(30));
+    let t = Duration::from_secs(30).mul_f64(scale);
     let _ = vm.exec("dmesg -C", &[], t);
+    let kmemleak = vm
+        .exec(KMEMLEAK_CLEAR, &[], t)
+        .is_ok_and(|o| o.stdout.trim() == "kmemleak");
     let mut env = Vec::new();
     let mut files = Vec::new();
     let prefix = format!("{}-", sc.name);
     let attach = attach_disks(vm, sc.disks(), disk_dir, &prefix, &mut files, &mut env);
     match attach {
         Ok(()) => {
-            let mut guest = VmGuest { vm, accel };
-            run.outcome = Some(bdsnap_scenario::run(
-                sc,
-                &mut guest,
-                &env,
-                accel.timeout_scale(),
-            ));
+            let mut guest = VmGuest { vm, scale };
+            run.outcome = Some(bdsnap_scenario::run(sc, &mut guest, &env, scale));
         }
         Err(e) => run.error = Some(format!("{e:#}")),
     }
@@ -304,6 +350,18 @@ pub fn run_scenario(vm: &mut Vm, sc: &Scenario, accel: Accel, disk_dir: &Path) -
         match vm.exec("dmesg", &[], t) {
             Ok(o) => run.dmesg = o.stdout,
             Err(e) => run.dmesg = format!("(dmesg unavailable: {e})"),
+        }
+        if kmemleak {
+            match vm.exec(KMEMLEAK_SCAN, &[], t.mul_f64(4.0)) {
+                Ok(o) if o.exit == 0 => run.kmemleak = o.stdout,
+                Ok(o) => {
+                    run.error
+                        .get_or_insert(format!("kmemleak scan failed: {}", o.stderr.trim()));
+                }
+                Err(e) => {
+                    run.error.get_or_insert(format!("kmemleak scan: {e}"));
+                }
+            }
         }
         for d in sc.disks() {
             if let Err(e) = vm.remove_disk_if_present(&d.name) {

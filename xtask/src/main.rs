@@ -37,6 +37,41 @@ pub struct KernelArgs {
     /// The kernel matrix file.
     #[arg(long, value_name = "FILE", default_value = "images/kernels.yaml")]
     pub matrix: PathBuf,
+    /// Instead of the matrix: the kernel built in this tree (its arch/x86/boot/bzImage, its
+    /// modules and the tree itself to build bdsnap against), named `tree` in results. Nothing
+    /// in it is rebuilt.
+    #[arg(long, value_name = "PATH", conflicts_with = "kernels")]
+    pub kernel_tree: Option<PathBuf>,
+}
+
+/// The name a `--kernel-tree` kernel has in results and in scenarios' `kernels:` lists.
+pub const TREE_KERNEL: &str = "tree";
+
+impl KernelArgs {
+    /// Every kernel name a scenario may list: the matrix's, and `tree`.
+    pub fn known_names(&self, matrix: &bdsnap_kernels::Matrix) -> Vec<String> {
+        let mut names = matrix.names();
+        names.push(TREE_KERNEL.to_string());
+        names
+    }
+
+    /// The kernels of this run: the `--kernel-tree` one, or those of the matrix selected with
+    /// `--kernel`; without `--kernel`, `skip_unbenched` leaves out kernels whose matrix entry
+    /// says `benchmark: false` (debug kernels).
+    pub fn specs(
+        &self,
+        matrix: &bdsnap_kernels::Matrix,
+        skip_unbenched: bool,
+    ) -> Result<Vec<bdsnap_kernels::KernelSpec>> {
+        if let Some(tree) = &self.kernel_tree {
+            return Ok(vec![bdsnap_kernels::KernelSpec::tree(TREE_KERNEL, tree)]);
+        }
+        let mut specs = matrix.select(&self.kernels)?;
+        if skip_unbenched && self.kernels.is_empty() {
+            specs.retain(|k| k.benchmark);
+        }
+        Ok(specs)
+    }
 }
 
 /// Flags shared by every command that boots VMs.
@@ -53,6 +88,9 @@ pub struct VmArgs {
     /// Guest CPUs per VM.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub cpus: u32,
+    /// Extra kernel command-line arguments for every VM of the run, e.g. "lockdep.debug=1".
+    #[arg(long, value_name = "ARGS", default_value = "")]
+    pub cmdline: String,
 }
 
 impl VmArgs {
@@ -87,10 +125,25 @@ enum Cmd {
     /// Check the module sources with the kernel's checkpatch.pl (from the newest suite's
     /// linux-source package); fails on any error or warning.
     Checkpatch {
-        /// The kernel matrix file (its last kernel's suite provides checkpatch.pl).
+        /// The kernel matrix file (its last packaged kernel's suite provides checkpatch.pl).
         #[arg(long, value_name = "FILE", default_value = "images/kernels.yaml")]
         matrix: PathBuf,
     },
+    /// List the names of the matrix's kernels, one per line (for scripts).
+    Kernels {
+        /// Only kernels from Debian's binary packages, built from source, or developers' trees.
+        #[arg(long, value_enum)]
+        origin: Option<OriginChoice>,
+        #[arg(long, value_name = "FILE", default_value = "images/kernels.yaml")]
+        matrix: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum OriginChoice {
+    Packages,
+    Source,
+    Tree,
 }
 
 fn main() -> Result<()> {
@@ -101,7 +154,7 @@ fn main() -> Result<()> {
         Cmd::Build { kernels } => {
             let log = bdsnap_host::CmdLog::to_file(&root.join("results/build-commands.log"))?;
             hostdeps::ensure(&log)?;
-            let prepared = prepare::prepare(&kernels, &log)?;
+            let prepared = prepare::prepare(&kernels, false, &log)?;
             for p in prepared {
                 println!(
                     "{:5} {:32} {} module(s): {}",
@@ -124,8 +177,10 @@ fn main() -> Result<()> {
             let matrix = bdsnap_kernels::Matrix::load(&matrix)?;
             let newest = matrix
                 .kernels
-                .last()
-                .ok_or_else(|| anyhow::anyhow!("the matrix is empty"))?;
+                .iter()
+                .rev()
+                .find(|k| k.origin == bdsnap_kernels::Origin::Packages)
+                .ok_or_else(|| anyhow::anyhow!("the matrix has no packaged kernel"))?;
             let cache = bdsnap_host::cache_dir();
             let kernel = bdsnap_kernels::prepare_kernel(newest, &cache, &log)?;
             let script = bdsnap_kernels::ensure_checkpatch(&kernel, &cache, &log)?;
@@ -136,6 +191,20 @@ fn main() -> Result<()> {
                 .status()?;
             if !status.success() {
                 anyhow::bail!("checkpatch found problems in module/");
+            }
+            Ok(())
+        }
+        Cmd::Kernels { origin, matrix } => {
+            let matrix = bdsnap_kernels::Matrix::load(&matrix)?;
+            for k in &matrix.kernels {
+                let kind = match k.origin {
+                    bdsnap_kernels::Origin::Packages => OriginChoice::Packages,
+                    bdsnap_kernels::Origin::Source { .. } => OriginChoice::Source,
+                    bdsnap_kernels::Origin::Tree { .. } => OriginChoice::Tree,
+                };
+                if origin.is_none_or(|o| o == kind) {
+                    println!("{}", k.name);
+                }
             }
             Ok(())
         }

@@ -26,9 +26,10 @@ pub fn spinner(multi: &MultiProgress, prefix: &str) -> ProgressBar {
     bar
 }
 
-pub fn prepare(args: &KernelArgs, log: &CmdLog) -> Result<Vec<Prepared>> {
+/// Prepares the kernels of the run (see [`KernelArgs::specs`]).
+pub fn prepare(args: &KernelArgs, for_bench: bool, log: &CmdLog) -> Result<Vec<Prepared>> {
     let matrix = Matrix::load(&args.matrix)?;
-    let specs = matrix.select(&args.kernels)?;
+    let specs = args.specs(&matrix, for_bench)?;
     let cache = cache_dir();
     let module_src = std::path::PathBuf::from("module");
     let multi = MultiProgress::new();

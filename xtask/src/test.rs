@@ -92,8 +92,12 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let matrix = Matrix::load(&args.kernels.matrix)?;
-    let scenarios = load_scenarios(&args.scenarios, &root.join("scenarios"), &matrix.names())?;
-    let selected = matrix.select(&args.kernels.kernels)?;
+    let scenarios = load_scenarios(
+        &args.scenarios,
+        &root.join("scenarios"),
+        &args.kernels.known_names(&matrix),
+    )?;
+    let selected = args.kernels.specs(&matrix, false)?;
 
     let results = root.join(&args.vm.results);
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
@@ -117,7 +121,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     crate::hostdeps::ensure(&log)?;
 
     let prep_started = Instant::now();
-    let prepared = prepare::prepare(&args.kernels, &log)?;
+    let prepared = prepare::prepare(&args.kernels, false, &log)?;
     let tools = guest::build_guest_tools(&log)?;
     let key = guest::ssh_key(&cache_dir(), &log)?;
     let image = guest::image(root, &prepared, &key, &log)?;
@@ -143,6 +147,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
         accel,
         memory: args.vm.memory,
         cpus: args.vm.cpus,
+        extra_cmdline: args.vm.cmdline.clone(),
     };
     let multi = MultiProgress::new();
     let queue = Mutex::new(prepared.iter().collect::<Vec<&Prepared>>());
@@ -256,6 +261,9 @@ fn run_kernel(
         package_version: k.versions.package_version.clone(),
         compiler: k.versions.compiler.clone(),
         packages: k.versions.packages.clone(),
+        source: k.versions.source.clone(),
+        config_fragments: k.versions.config_fragments.clone(),
+        extra_cmdline: ctx.extra_cmdline.clone(),
     };
     let kdir = ctx.run_dir.join(&k.spec.name);
     let mut cases = Vec::new();
@@ -293,29 +301,40 @@ fn run_kernel(
             }
         }
         // Without a VM there is a boot error: the boot above either succeeded or set it.
-        let (excerpt, dmesg) = match &mut vm {
+        let (excerpt, dmesg, kmemleak) = match &mut vm {
             Some(v) => {
                 bar.set_message(format!("{}: {}", k.versions.release, sc.name));
-                let r = guest::run_scenario(v, sc, ctx.accel, &kdir.join("disks"));
+                let r = guest::run_scenario(v, sc, &kdir.join("disks"));
                 case.outcome = r.outcome;
                 case.error = r.error;
-                (r.console, r.dmesg)
+                (r.console, r.dmesg, r.kmemleak)
             }
             None => {
                 let why = boot_error.as_deref().unwrap_or("no VM");
                 case.error = Some(format!("boot failed: {why}"));
-                (String::new(), String::new())
+                (String::new(), String::new(), String::new())
             }
         };
         case.findings = bdsnap_report::scan(&excerpt);
+        case.findings
+            .extend(bdsnap_report::kmemleak::findings(&kmemleak));
         case.duration_ms = case_started.elapsed().as_millis() as u64;
         if let Err(e) = bdsnap_report::write_case_dir(&ctx.run_dir, &case, &excerpt, &dmesg) {
             case.error.get_or_insert(format!("writing results: {e}"));
         }
+        if !kmemleak.is_empty() {
+            let path = bdsnap_report::case_dir(&ctx.run_dir, &case).join("kmemleak.txt");
+            if let Err(e) = std::fs::write(&path, &kmemleak) {
+                case.error
+                    .get_or_insert(format!("writing {}: {e}", path.display()));
+            }
+        }
         let vm_dead = vm.as_mut().is_some_and(|v| !v.is_running());
-        // A self-test that failed exactly as declared passed: its VM carries on. Any other
-        // failure leaves the VM suspect, so the next scenario gets a fresh one.
-        if !case.passed() || vm_dead {
+        // A self-test that failed exactly as declared passed: its VM carries on, unless lockdep
+        // turned itself off. Any other failure leaves the VM suspect, so the next scenario
+        // gets a fresh one.
+        let unchecked = !vm_dead && vm.as_mut().is_some_and(guest::lockdep_off);
+        if !case.passed() || vm_dead || unchecked {
             if let Some(v) = vm.take() {
                 stop(v);
             }

@@ -14,7 +14,7 @@ const READY_MARK: &str = ".bdsnap-ready";
 /// builds `build/<release>/*.ko`. They are built and installed into test guests like the main
 /// modules, but dkms.conf and `make install` never see them. `memcheck` commits memory errors
 /// on purpose for the scanner's self-tests (see module/memcheck/memcheck.c).
-pub const TEST_MODULE_DIRS: &[&str] = &["memcheck"];
+pub const TEST_MODULE_DIRS: &[&str] = &["memcheck", "debugcheck"];
 
 /// The modules built for one kernel.
 #[derive(Debug, Clone)]
@@ -73,7 +73,13 @@ pub fn build_module(
         .map_err(|e| io(src, e))?;
     key.add_str("release", &kernel.versions.release)
         .add_str("package", &kernel.versions.package_version)
-        .add_str("compiler", &kernel.versions.compiler);
+        .add_str("compiler", &kernel.versions.compiler)
+        .add_str("make", &kernel.make_args.join(" "));
+    // A kernel built from source or by the developer can change under the same release.
+    if kernel.spec.origin != crate::Origin::Packages {
+        let config = std::fs::read_to_string(&kernel.config).map_err(|e| io(&kernel.config, e))?;
+        key.add_str("config", &config);
+    }
     let lock_path = cache
         .join("modules")
         .join(format!("{}.lock", kernel.versions.release));
@@ -91,8 +97,16 @@ pub fn build_module(
     }
 
     // One directory per build key: concurrent runs building the same kernel never share one.
+    // Inside the kernel's chroot, or for a developer's tree (built on this host) in the cache.
     let inside = format!("build/bdsnap-{}", key.short());
-    let work = kernel.chroot.root.join(&inside);
+    let work = match &kernel.chroot {
+        Some(c) => c.root.join(&inside),
+        None => cache.join("modules").join(&inside),
+    };
+    let make_path = |dir: &str| match &kernel.chroot {
+        Some(_) => format!("/{inside}{dir}"),
+        None => format!("{}{dir}", work.display()),
+    };
     remove_tree(&work).map_err(|e| io(&work, e))?;
     std::fs::create_dir_all(&work).map_err(|e| io(&work, e))?;
     log.run(
@@ -114,22 +128,33 @@ pub fn build_module(
     // The main modules, then each test-only module present in the sources, each with its own
     // make (the directory to run it in, inside the chroot, and where its `.ko` files appear);
     // every `.ko` ends up side by side in the cached build.
-    let mut makes = vec![(format!("/{inside}"), work.join("build").join(release))];
+    let mut makes = vec![(make_path(""), work.join("build").join(release))];
     for dir in TEST_MODULE_DIRS {
         if work.join(dir).join("Makefile").is_file() {
             makes.push((
-                format!("/{inside}/{dir}"),
+                make_path(&format!("/{dir}")),
                 work.join(dir).join("build").join(release),
             ));
         }
     }
+    let mut vars = vec![format!("KVER={release}")];
+    if let Some(kdir) = &kernel.kdir {
+        vars.push(format!("KDIR={}", kdir.display()));
+    }
+    vars.extend(kernel.make_args.iter().cloned());
     let mut output = String::new();
     for (make_dir, _) in &makes {
-        let built = kernel.chroot.run(
-            name,
-            log,
-            &["make", "-C", make_dir, &format!("KVER={release}")],
-        )?;
+        let mut args = vec!["make", "-C", make_dir.as_str()];
+        args.extend(vars.iter().map(String::as_str));
+        let built = match &kernel.chroot {
+            Some(c) => c.run_with_binds(name, log, &kernel.binds, &args)?,
+            None => log
+                .run(Command::new(args[0]).args(&args[1..]))
+                .map_err(|source| KernelsError::Command {
+                    kernel: name.clone(),
+                    source,
+                })?,
+        };
         output.push_str(&built.stdout);
         output.push_str(&built.stderr);
     }

@@ -27,9 +27,15 @@ pub fn ensure_checkpatch(
         kernel: name.clone(),
         source,
     };
-    let out = kernel
+    let chroot = kernel
         .chroot
-        .run(name, log, &["apt-cache", "depends", "linux-source"])?;
+        .as_ref()
+        .ok_or_else(|| KernelsError::Prepare {
+            kernel: name.clone(),
+            message: "checkpatch comes from a Debian suite's linux-source: use a packaged kernel"
+                .into(),
+        })?;
+    let out = chroot.run(name, log, &["apt-cache", "depends", "linux-source"])?;
     let package = crate::kernel::parse_depends(&out.stdout)
         .into_iter()
         .find(|d| d.starts_with("linux-source-"))
@@ -42,10 +48,10 @@ pub fn ensure_checkpatch(
     if dir.join(READY_MARK).is_file() {
         return Ok(script);
     }
-    let dl = kernel.chroot.root.join("var/cache/bdsnap-source");
+    let dl = chroot.root.join("var/cache/bdsnap-source");
     remove_tree(&dl).map_err(|e| io(&dl, e))?;
     std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
-    kernel.chroot.run(
+    chroot.run(
         name,
         log,
         &[

@@ -12,6 +12,14 @@ const RECIPE_VERSION: &str = "1";
 /// Packages every build chroot has besides the suite's compiler.
 const BASE_PACKAGES: &[&str] = &["make", "libc6-dev", "ca-certificates", "xz-utils", "perl"];
 const READY_MARK: &str = ".bdsnap-ready";
+/// Run by `sh` in the command's own mount namespace: mounts `/proc` and the bind mounts
+/// (`$1` the root, `$2` how many host/target pairs follow), then execs the chroot.
+const IN_NAMESPACE: &str = r#"set -e
+root=$1 n=$2; shift 2
+mount -t proc proc "$root/proc"
+while [ "$n" -gt 0 ]; do mount --bind "$1" "$2"; shift 2; n=$((n - 1)); done
+exec chroot "$root" "$@"
+"#;
 
 /// A ready chroot.
 #[derive(Debug, Clone)]
@@ -101,27 +109,61 @@ impl Chroot {
         })
     }
 
-    /// Runs `args` inside the chroot with a clean environment; `/proc` is mounted for the call
-    /// (7.2's objtool needs it) and unmounted afterwards whatever happened.
+    /// Runs `args` inside the chroot with a clean environment and `/proc` mounted (7.2's
+    /// objtool needs it).
     pub fn run(
         &self,
         kernel: &str,
         log: &CmdLog,
         args: &[&str],
     ) -> Result<bdsnap_host::Output, KernelsError> {
-        let proc_dir = self.root.join("proc");
-        let _mount = ProcMount::new(&proc_dir, log).map_err(|e| chroot_err(kernel, e))?;
-        let mut cmd = Command::new("chroot");
-        cmd.arg(&self.root)
-            .args([
-                "env",
-                "-i",
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "LANG=C.UTF-8",
-                "HOME=/root",
-                "DEBIAN_FRONTEND=noninteractive",
-            ])
-            .args(args);
+        self.run_with_binds(kernel, log, &[], args)
+    }
+
+    /// Like [`Chroot::run`], with each `(host directory, absolute path inside)` of `binds`
+    /// bind-mounted for the call (a kernel tree kept in the cache, outside the chroot).
+    ///
+    /// The mounts are made in a mount namespace of the command's own (`unshare --mount`), so
+    /// they vanish with it whatever happens, and concurrent commands in the same chroot (a
+    /// kernel build beside a module build) never unmount each other's `/proc`.
+    pub fn run_with_binds(
+        &self,
+        kernel: &str,
+        log: &CmdLog,
+        binds: &[(PathBuf, PathBuf)],
+        args: &[&str],
+    ) -> Result<bdsnap_host::Output, KernelsError> {
+        let root = self.root.display().to_string();
+        let mut mounts = Vec::new();
+        for (host, inside) in binds {
+            let target = self.root.join(inside.strip_prefix("/").unwrap_or(inside));
+            std::fs::create_dir_all(&target).map_err(|e| io_err(kernel, &target, e))?;
+            mounts.push(host.display().to_string());
+            mounts.push(target.display().to_string());
+        }
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            IN_NAMESPACE,
+            "sh",
+        ])
+        .arg(&root)
+        .arg(binds.len().to_string())
+        .args(&mounts)
+        .args([
+            "env",
+            "-i",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG=C.UTF-8",
+            "HOME=/root",
+            "DEBIAN_FRONTEND=noninteractive",
+        ])
+        .args(args);
         log.run(&mut cmd).map_err(|e| chroot_err(kernel, e))
     }
 
@@ -138,43 +180,6 @@ impl Chroot {
             .map_err(|e| io_err(kernel, &conf, e))?;
         self.run(kernel, log, &["apt-get", "update", "-q"])?;
         Ok(())
-    }
-}
-
-/// `/proc` mounted inside a chroot for as long as this lives.
-struct ProcMount {
-    dir: PathBuf,
-    log: CmdLog,
-    mounted: bool,
-}
-
-impl ProcMount {
-    fn new(dir: &Path, log: &CmdLog) -> Result<Self, bdsnap_host::CmdError> {
-        let already = std::fs::read_to_string("/proc/self/mounts")
-            .map(|m| {
-                m.lines()
-                    .any(|l| l.split(' ').nth(1) == Some(&*dir.to_string_lossy()))
-            })
-            .unwrap_or(false);
-        if !already {
-            log.run(Command::new("mount").args(["-t", "proc", "proc"]).arg(dir))?;
-        }
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            log: log.clone(),
-            mounted: !already,
-        })
-    }
-}
-
-impl Drop for ProcMount {
-    fn drop(&mut self) {
-        if self.mounted {
-            // Lazy, so a process still holding it cannot leave /proc mounted in the cache.
-            let _ = self
-                .log
-                .run(Command::new("umount").arg("-l").arg(&self.dir));
-        }
     }
 }
 

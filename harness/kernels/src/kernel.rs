@@ -2,7 +2,7 @@
 //! the kernel image, modules and config extracted from the suite's packages into the cache.
 
 use crate::chroot::{remove_tree, Chroot};
-use crate::{KernelSpec, KernelsError};
+use crate::{KernelSpec, KernelsError, Origin};
 use bdsnap_host::CmdLog;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,12 @@ pub struct KernelVersions {
     pub packages: Vec<String>,
     /// First line of the suite compiler's `--version`.
     pub compiler: String,
+    /// For a kernel built from source: the source package, `linux-source-6.12=6.12.117-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For a kernel built from source: its config fragments, as paths relative to the project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_fragments: Vec<String>,
 }
 
 /// A kernel ready to build against and to boot.
@@ -28,7 +34,16 @@ pub struct KernelVersions {
 pub struct Kernel {
     pub spec: KernelSpec,
     pub versions: KernelVersions,
-    pub chroot: Chroot,
+    /// Where modules for it are built: its suite's chroot, or the host (a developer's tree).
+    pub chroot: Option<Chroot>,
+    /// The kbuild tree as the build sees it (`KDIR=`); `None`: the headers package's
+    /// `/lib/modules/<release>/build` inside the chroot.
+    pub kdir: Option<PathBuf>,
+    /// Extra `make` variables for building modules against it (`CC=gcc-14`).
+    pub make_args: Vec<String>,
+    /// Host directories bind-mounted into the chroot for module builds, as (host, inside):
+    /// a kernel built from source lives in the cache, outside its suite's chroot.
+    pub binds: Vec<(PathBuf, PathBuf)>,
     pub vmlinuz: PathBuf,
     /// The directory that is `lib/modules/<release>` of this kernel.
     pub modules_dir: PathBuf,
@@ -37,14 +52,14 @@ pub struct Kernel {
     pub cached: bool,
 }
 
-fn prep_err(spec: &KernelSpec, message: impl Into<String>) -> KernelsError {
+pub(crate) fn prep_err(spec: &KernelSpec, message: impl Into<String>) -> KernelsError {
     KernelsError::Prepare {
         kernel: spec.name.clone(),
         message: message.into(),
     }
 }
 
-fn io_err(spec: &KernelSpec, path: &Path, source: std::io::Error) -> KernelsError {
+pub(crate) fn io_err(spec: &KernelSpec, path: &Path, source: std::io::Error) -> KernelsError {
     KernelsError::Io {
         kernel: spec.name.clone(),
         path: path.to_path_buf(),
@@ -86,13 +101,22 @@ pub fn control_field(text: &str, field: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-/// Resolves the kernel's release in its suite, installs its headers in the chroot, and extracts
-/// its image, modules and config into `<cache>/kernels/` (reused when present).
+/// Makes `spec`'s kernel ready to build against and boot, however the matrix says it is made.
 pub fn prepare_kernel(
     spec: &KernelSpec,
     cache: &Path,
     log: &CmdLog,
 ) -> Result<Kernel, KernelsError> {
+    match &spec.origin {
+        Origin::Packages => prepare_packaged(spec, cache, log),
+        Origin::Source { .. } => crate::source::prepare_source_kernel(spec, cache, log),
+        Origin::Tree { path } => crate::tree::prepare_tree_kernel(spec, path, cache, log),
+    }
+}
+
+/// Resolves the kernel's release in its suite, installs its headers in the chroot, and extracts
+/// its image, modules and config into `<cache>/kernels/` (reused when present).
+fn prepare_packaged(spec: &KernelSpec, cache: &Path, log: &CmdLog) -> Result<Kernel, KernelsError> {
     // One run at a time per suite: apt and the headers install share the chroot.
     let lock_path = cache.join("chroots").join(format!("{}.lock", spec.suite));
     let _lock =
@@ -185,8 +209,13 @@ pub fn prepare_kernel(
             package_version,
             packages,
             compiler,
+            source: None,
+            config_fragments: Vec::new(),
         },
-        chroot,
+        chroot: Some(chroot),
+        kdir: None,
+        make_args: Vec::new(),
+        binds: Vec::new(),
         vmlinuz,
         modules_dir,
         config,

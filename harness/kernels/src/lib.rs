@@ -9,12 +9,14 @@ pub mod checkpatch;
 pub mod chroot;
 pub mod kernel;
 pub mod matrix;
+pub mod source;
+pub mod tree;
 
 pub use build::{build_module, ModuleBuild, TEST_MODULE_DIRS};
 pub use checkpatch::ensure_checkpatch;
 pub use chroot::Chroot;
 pub use kernel::{prepare_kernel, Kernel};
-pub use matrix::{KernelSpec, Matrix, MatrixError};
+pub use matrix::{KernelSpec, Matrix, MatrixError, Origin};
 
 /// Every failure of this crate, with the kernel it concerns.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 //! `summary.json`, and one directory per case with its logs.
 
 pub mod junit;
+pub mod kmemleak;
 pub mod ktap;
 pub mod model;
 pub mod scan;

@@ -21,6 +21,16 @@ pub struct KernelInfo {
     /// Every Debian package the kernel's files came from, as `name=version`.
     #[serde(default)]
     pub packages: Vec<String>,
+    /// For a kernel built from source: the source package and version
+    /// (`linux-source-6.12=6.12.117-1`); for a developer's tree: `tree <path>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For a kernel built from source: the config fragments merged over its defconfig.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_fragments: Vec<String>,
+    /// Extra kernel command-line arguments of this run (`--cmdline`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extra_cmdline: String,
 }
 
 /// One scenario on one kernel.

@@ -36,6 +36,20 @@ pub enum Marker {
     Ubsan,
     /// lockdep's `possible circular locking dependency detected`.
     CircularLocking,
+    /// lockdep's other reports (PROVE_LOCKING): `WARNING: possible recursive locking
+    /// detected`, `inconsistent lock state`, `possible irq lock inversion dependency`,
+    /// `suspicious RCU usage`, `lock held when returning to user space!`, `held lock freed!`,
+    /// `bad unlock balance detected!`, `BUG: MAX_LOCKDEP_KEYS too low!`...
+    Lockdep,
+    /// DEBUG_OBJECTS: `ODEBUG: free active (active state 0) object: ... object type: timer_list`.
+    DebugObjects,
+    /// DEBUG_LIST: `list_add corruption. next->prev should be prev (...)`, `list_del
+    /// corruption, ... ->next is LIST_POISON1 (...)`.
+    ListCorruption,
+    /// kmemleak's automatic scan: `kmemleak: 3 new suspected memory leaks (see
+    /// /sys/kernel/debug/kmemleak)`. The harness's own scan after each scenario reads the
+    /// reports themselves (see `kmemleak`).
+    Kmemleak,
     /// `watchdog: BUG: soft lockup - CPU#N stuck for Ns!`
     SoftLockup,
     /// `INFO: task NAME:PID blocked for more than N seconds.` (khungtaskd).
@@ -54,7 +68,7 @@ pub enum Marker {
 
 impl Marker {
     /// Every marker, most specific first: the order in which a line is tested.
-    pub const ALL: [Marker; 14] = [
+    pub const ALL: [Marker; 18] = [
         Marker::KernelPanic,
         Marker::KernelBugAt,
         Marker::Kasan,
@@ -62,6 +76,10 @@ impl Marker {
         Marker::Slub,
         Marker::Ubsan,
         Marker::CircularLocking,
+        Marker::Lockdep,
+        Marker::DebugObjects,
+        Marker::ListCorruption,
+        Marker::Kmemleak,
         Marker::SoftLockup,
         Marker::HungTask,
         Marker::RcuStall,
@@ -81,6 +99,10 @@ impl Marker {
             Marker::Slub => "SLUB",
             Marker::Ubsan => "UBSAN",
             Marker::CircularLocking => "possible circular locking",
+            Marker::Lockdep => "lockdep",
+            Marker::DebugObjects => "ODEBUG",
+            Marker::ListCorruption => "list corruption",
+            Marker::Kmemleak => "kmemleak",
             Marker::SoftLockup => "soft lockup",
             Marker::HungTask => "hung task",
             Marker::RcuStall => "RCU stall",
@@ -112,6 +134,15 @@ impl Marker {
             }
             // `watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [comm:pid]`, with `NMI ` before
             // it on older kernels.
+            Marker::Lockdep => is_lockdep_report(msg),
+            Marker::DebugObjects => msg.starts_with("ODEBUG: "),
+            Marker::ListCorruption => {
+                (msg.starts_with("list_") || msg.starts_with("hlist_"))
+                    && msg.contains(" corruption")
+            }
+            Marker::Kmemleak => {
+                msg.starts_with("kmemleak: ") && msg.contains("suspected memory leak")
+            }
             Marker::SoftLockup => {
                 msg.starts_with("BUG: soft lockup - CPU#")
                     || msg.starts_with("watchdog: BUG: soft lockup - CPU#")
@@ -136,6 +167,37 @@ impl Marker {
             Marker::Warning => msg.starts_with("WARNING: "),
         }
     }
+}
+
+/// lockdep's report headers (kernel/locking/lockdep.c, kernel/rcu/update.c's
+/// `lockdep_rcu_suspicious`): `WARNING: ` or `BUG: ` followed by one of its phrases.
+fn is_lockdep_report(msg: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "possible recursive locking detected",
+        "inconsistent lock state",
+        "possible irq lock inversion dependency detected",
+        "suspicious RCU usage",
+        "lock held when returning to user space!",
+        "held lock freed!",
+        "bad unlock balance detected!",
+        "bad contention detected!",
+        "nested lock was not taken",
+        "lock held at task exit time!",
+        "still has locks held!",
+        "Nested lock was not taken",
+        "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+        "SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected",
+        "held lock inconsistent state",
+        "MAX_LOCKDEP",
+        "looking up invalid subclass",
+        "lockdep bfs error",
+        "Invalid wait context",
+    ];
+    let rest = msg
+        .strip_prefix("WARNING: ")
+        .or_else(|| msg.strip_prefix("BUG: "))
+        .unwrap_or("");
+    PHRASES.iter().any(|p| rest.starts_with(p))
 }
 
 /// `slab_bug()`'s header in mm/slub.c: `BUG <cache> (<taint>): <problem>`, where the taint is

@@ -10,7 +10,7 @@ use std::path::Path;
 #[test]
 fn selftest_console_names_are_scanner_labels() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/selftest");
-    let kernels = ["5.10", "6.1", "6.12", "7.2"];
+    let kernels = ["5.10", "6.1", "6.12", "7.2", "6.12-debug"];
     let scenarios = bdsnap_scenario::load_dir(&dir, &kernels).unwrap_or_else(|e| panic!("{e}"));
     let labels: Vec<&str> = Marker::ALL.iter().map(|m| m.label()).collect();
     let mut named = BTreeSet::new();
@@ -29,8 +29,19 @@ fn selftest_console_names_are_scanner_labels() {
         );
         named.insert(name);
     }
-    // The memory checkers' self-tests are there, next to the WARNING one.
-    for want in ["WARNING", "SLUB", "KFENCE"] {
+    // The memory checkers' self-tests are there, next to the WARNING one, and the debug
+    // kernel's: lockdep, KASAN, UBSAN, DEBUG_OBJECTS, DEBUG_LIST, kmemleak.
+    for want in [
+        "WARNING",
+        "SLUB",
+        "KFENCE",
+        "possible circular locking",
+        "KASAN",
+        "UBSAN",
+        "ODEBUG",
+        "list corruption",
+        "kmemleak",
+    ] {
         assert!(
             named.contains(want),
             "no self-test expects {want}: {named:?}"

@@ -49,6 +49,9 @@ fn kernel(name: &str, suite: &str, release: &str, version: &str) -> KernelInfo {
         release: release.into(),
         package_version: version.into(),
         compiler: "gcc-12 (Debian 12.2.0-14) 12.2.0".into(),
+        source: None,
+        config_fragments: Vec::new(),
+        extra_cmdline: String::new(),
     }
 }
 

@@ -9,7 +9,8 @@ use bdsnap_scenario::{
     LoadErrors, Scenario,
 };
 
-const KERNELS: [&str; 4] = ["5.10", "6.1", "6.12", "7.2"];
+// The names of images/kernels.yaml (checked against it by bdsnap-kernels' own tests).
+const KERNELS: [&str; 5] = ["5.10", "6.1", "6.12", "7.2", "6.12-debug"];
 const FILE: &str = "scenarios/t.yaml";
 
 /// A valid scenario; tests break one thing in it at a time.
@@ -280,7 +281,7 @@ fn unknown_kernel() {
     assert_eq!(
         only_error(&text),
         "scenarios/t.yaml:3:18: kernels[1]: kernel \"6.2\" is not in the matrix (known: 5.10, \
-         6.1, 6.12, 7.2)"
+         6.1, 6.12, 7.2, 6.12-debug)"
     );
     let text = VALID.replace("kernels: all", "kernels: []");
     assert_eq!(kinds(&text), [ErrorKind::UnknownKernel]);

@@ -126,6 +126,7 @@ mod tests {
             cpus: 2,
             extra_cmdline: extra.to_string(),
             boot_timeout: Duration::from_secs(60),
+            slowdown: 1.0,
         }
     }
 

@@ -74,6 +74,16 @@ pub struct VmConfig {
     pub extra_cmdline: String,
     /// From starting QEMU to the ready marker on the console.
     pub boot_timeout: Duration,
+    /// How much slower this kernel is than a production one (a debug kernel: several times);
+    /// the VM's own timeouts are multiplied by it as well as by the accelerator's scale.
+    pub slowdown: f64,
+}
+
+impl VmConfig {
+    /// The factor every timeout of this VM is multiplied by.
+    pub fn timeout_scale(&self) -> f64 {
+        self.accel.timeout_scale() * self.slowdown.max(1.0)
+    }
 }
 
 /// A running guest. Dropping it kills QEMU; [`Vm::shutdown`] stops it cleanly.
@@ -173,7 +183,7 @@ impl Vm {
                 })
             }
         }
-        let scale = cfg.accel.timeout_scale();
+        let scale = cfg.timeout_scale();
         let qmp = Qmp::connect(&qmp_socket, scaled(Duration::from_secs(15), scale))?;
         let ssh = connect_ssh_with_retry(
             ssh_port,
@@ -378,7 +388,7 @@ impl Vm {
     }
 
     fn scaled(&self, base: Duration) -> Duration {
-        scaled(base, self.cfg.accel.timeout_scale())
+        scaled(base, self.cfg.timeout_scale())
     }
 
     /// Empties rexpect's read-ahead buffer. The console is complete in the log file; without

@@ -39,6 +39,7 @@ fn config(workdir: PathBuf) -> VmConfig {
         cpus: 2,
         extra_cmdline: String::new(),
         boot_timeout: Duration::from_secs(60).mul_f64(accel.timeout_scale()),
+        slowdown: 1.0,
     }
 }
 
