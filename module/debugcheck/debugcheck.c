@@ -23,8 +23,9 @@
  *   atomic-sleep     might_sleep() with preemption off; DEBUG_ATOMIC_SLEEP
  *                    reports a sleeping function called from invalid context.
  *   kmemleak-leak    allocate and forget a kmalloc() object, and stay loaded
- *                    (so the report's backtrace names this module); the next
- *                    kmemleak scan reports it as unreferenced.
+ *                    (so the report's backtrace names this module until it is
+ *                    unloaded); the next kmemleak scan reports it as
+ *                    unreferenced.
  *
  * A load that fails with anything but -EAGAIN (or succeeds for another mode
  * than kmemleak-leak) committed nothing: -EINVAL for an unknown mode,
@@ -184,7 +185,11 @@ static int atomic_sleep(void)
 	return 0;
 }
 
-static int kmemleak_leak(void)
+/*
+ * Not inlined into (and freed with) the init code: the leak's backtrace then
+ * names this function and the module for as long as the module is loaded.
+ */
+static noinline int kmemleak_leak(void)
 {
 	int err = needs(IS_ENABLED(CONFIG_DEBUG_KMEMLEAK), "CONFIG_DEBUG_KMEMLEAK");
 	void *p;

@@ -289,6 +289,14 @@ fn run_kernel(
                     console: f.console.clone(),
                 }),
         };
+        // Lockdep turns itself off after its first report and whenever the kernel is tainted
+        // by a KASAN, UBSAN or DEBUG_OBJECTS report (a self-test's): a scenario that relies on
+        // it gets a fresh VM then.
+        if needs_lockdep(sc) && vm.as_mut().is_some_and(guest::lockdep_off) {
+            if let Some(v) = vm.take() {
+                stop(v);
+            }
+        }
         if vm.is_none() && boot_error.is_none() {
             boots += 1;
             bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
@@ -330,11 +338,9 @@ fn run_kernel(
             }
         }
         let vm_dead = vm.as_mut().is_some_and(|v| !v.is_running());
-        // A self-test that failed exactly as declared passed: its VM carries on, unless lockdep
-        // turned itself off. Any other failure leaves the VM suspect, so the next scenario
-        // gets a fresh one.
-        let unchecked = !vm_dead && vm.as_mut().is_some_and(guest::lockdep_off);
-        if !case.passed() || vm_dead || unchecked {
+        // A self-test that failed exactly as declared passed: its VM carries on. Any other
+        // failure leaves the VM suspect, so the next scenario gets a fresh one.
+        if !case.passed() || vm_dead {
             if let Some(v) = vm.take() {
                 stop(v);
             }
@@ -349,6 +355,25 @@ fn run_kernel(
         cases,
         boot_secs,
         wall_secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Whether a scenario needs lockdep working: every one but the self-tests that expect
+/// another checker's report.
+fn needs_lockdep(sc: &Scenario) -> bool {
+    const LOCKDEP: &[bdsnap_report::Marker] = &[
+        bdsnap_report::Marker::CircularLocking,
+        bdsnap_report::Marker::Lockdep,
+    ];
+    match sc
+        .expect_failure
+        .as_ref()
+        .and_then(|f| f.console.as_deref())
+    {
+        Some(label) => {
+            bdsnap_report::Marker::from_label(label).is_some_and(|m| LOCKDEP.contains(&m))
+        }
+        None => true,
     }
 }
 

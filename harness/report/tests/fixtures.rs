@@ -220,3 +220,70 @@ fn a_scenario_window_sees_only_its_own_complaints() {
     assert_eq!(found[0].line, boot_lines + 2);
     assert!(found[0].text.contains("kernel/rcu/tree_plugin.h:761"));
 }
+
+/// A boot of the debug kernel (6.12-debug: lockdep, KASAN, KFENCE, UBSAN, kmemleak,
+/// DEBUG_OBJECTS) to the guest's ready line: its notices (`RCU lockdep checking is enabled`,
+/// kmemleak's start, ACPI's loop timeouts under TCG) are not complaints.
+#[test]
+fn clean_debug_kernel_boot_has_no_findings() {
+    assert_eq!(findings("clean_boot_6.12_debug.txt"), vec![]);
+}
+
+/// The debug kernel's own KASAN reports of a use-after-free and an out-of-bounds read
+/// (`bdsnap_debugcheck`): one finding each, at the report's `BUG: KASAN:` line.
+#[test]
+fn kasan_reports_of_the_debug_kernel() {
+    assert_eq!(
+        findings("kasan_debugcheck_6.12_debug.txt"),
+        vec![(3, Kasan), (109, Kasan)]
+    );
+}
+
+/// lockdep's report of `bdsnap_debugcheck mode=lock-inversion` on the debug kernel.
+#[test]
+fn lockdep_report_of_the_debug_kernel() {
+    assert_eq!(
+        findings("lockdep_debugcheck_6.12_debug.txt"),
+        vec![(4, CircularLocking)]
+    );
+}
+
+/// kmemleak's report (`cat /sys/kernel/debug/kmemleak`) of a leak in a module's init code:
+/// the module's frame is a bare address (init code is freed after the load, as all of a
+/// module's code is after `rmmod`), which is blamed on an unloaded module.
+#[test]
+fn kmemleak_report_of_the_debug_kernel() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kmemleak_init_leak_6.12_debug.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let reports = bdsnap_report::kmemleak::parse(&text);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].blame().as_deref(), Some("an unloaded module"));
+    let found = bdsnap_report::kmemleak::findings(&text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].marker, Kmemleak);
+    assert!(found[0].text.contains("(size 64)"), "{}", found[0].text);
+}
+
+/// The debug kernel's UBSAN, DEBUG_OBJECTS, DEBUG_LIST and DEBUG_ATOMIC_SLEEP reports of
+/// `bdsnap_debugcheck` (ubsan-bounds, odebug-free, list-corruption, atomic-sleep). UBSAN's
+/// out-of-bounds read is also a KASAN stack-out-of-bounds; the other two come with a WARNING.
+#[test]
+fn other_checkers_of_the_debug_kernel() {
+    assert_eq!(
+        findings("ubsan_debugcheck_6.12_debug.txt"),
+        vec![(3, Ubsan), (50, Kasan)]
+    );
+    assert_eq!(
+        findings("odebug_debugcheck_6.12_debug.txt"),
+        vec![(3, DebugObjects), (4, Warning)]
+    );
+    assert_eq!(
+        findings("list_debugcheck_6.12_debug.txt"),
+        vec![(3, ListCorruption), (4, Warning)]
+    );
+    assert_eq!(
+        findings("atomic_sleep_debugcheck_6.12_debug.txt"),
+        vec![(2, Bug)]
+    );
+}
