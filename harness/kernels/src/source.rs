@@ -321,17 +321,16 @@ fn build(
     // Objects are not needed to build modules against the tree (Debian's headers packages do
     // without them too), except the host tools' (scripts/, tools/: modpost, objtool); vmlinux
     // stays for decoding stack traces.
+    // (Not `-prune`: find ignores it under `-delete`, which implies `-depth`, and fails.)
     let out = work.join("out");
     log.run(
         std::process::Command::new("find")
             .arg(&out)
-            .arg("(")
-            .arg("-path")
-            .arg(out.join("scripts"))
-            .arg("-o")
-            .arg("-path")
-            .arg(out.join("tools"))
-            .args([")", "-prune", "-o", "-name", "*.o", "-delete"]),
+            .args(["-name", "*.o", "-not", "-path"])
+            .arg(format!("{}/*", out.join("scripts").display()))
+            .args(["-not", "-path"])
+            .arg(format!("{}/*", out.join("tools").display()))
+            .arg("-delete"),
     )
     .map_err(|source| KernelsError::Command {
         kernel: spec.name.clone(),
