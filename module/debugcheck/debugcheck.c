@@ -22,7 +22,7 @@
  *                    DEBUG_LIST refuses the add and reports it.
  *   atomic-sleep     might_sleep() with preemption off; DEBUG_ATOMIC_SLEEP
  *                    reports a sleeping function called from invalid context.
- *   kmemleak-leak    allocate and forget a kmalloc() object, and stay loaded
+ *   kmemleak-leak    allocate and forget kmalloc() objects, and stay loaded
  *                    (so the report's backtrace names this module until it is
  *                    unloaded); the next kmemleak scan reports it as
  *                    unreferenced.
@@ -50,6 +50,7 @@
 #include <linux/timer.h>
 
 #define DEBUGCHECK_OBJECT_SIZE 64
+#define DEBUGCHECK_LEAKS 8
 
 static char *mode;
 module_param(mode, charp, 0);
@@ -193,15 +194,23 @@ static noinline int kmemleak_leak(void)
 {
 	int err = needs(IS_ENABLED(CONFIG_DEBUG_KMEMLEAK), "CONFIG_DEBUG_KMEMLEAK");
 	void *p;
+	int i;
 
 	if (err)
 		return err;
-	p = kmalloc(DEBUGCHECK_OBJECT_SIZE, GFP_KERNEL);
-	if (!p)
-		return -ENOMEM;
-	memset(p, 0x2a, DEBUGCHECK_OBJECT_SIZE);
-	OPTIMIZER_HIDE_VAR(p);
-	pr_info("leaked one %d-byte object\n", DEBUGCHECK_OBJECT_SIZE);
+	/*
+	 * Several objects: a stale copy of a pointer left in a dead stack frame
+	 * (kept in the kernel's stack cache, which kmemleak scans) hides the
+	 * object it points to, so one object alone may go unreported.
+	 */
+	for (i = 0; i < DEBUGCHECK_LEAKS; i++) {
+		p = kmalloc(DEBUGCHECK_OBJECT_SIZE, GFP_KERNEL);
+		if (!p)
+			return -ENOMEM;
+		memset(p, 0x2a, DEBUGCHECK_OBJECT_SIZE);
+		OPTIMIZER_HIDE_VAR(p);
+	}
+	pr_info("leaked %d %d-byte objects\n", DEBUGCHECK_LEAKS, DEBUGCHECK_OBJECT_SIZE);
 	return 0;
 }
 
