@@ -31,6 +31,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/error-injection.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
@@ -83,6 +84,17 @@ void bdsnap_buffer_fit(struct bdsnap_buffer *buf, u32 bytes)
 					    bytes - i * PAGE_SIZE);
 }
 
+/*
+ * A new page for a copy buffer. Out of line and open to fault injection
+ * (fail_function), so that a buffer can be made to fail part way: the pages
+ * it already has go back to the cache and the copy takes the reserve.
+ */
+static noinline struct page *bdsnap_buffer_alloc_page(gfp_t gfp)
+{
+	return alloc_page(gfp);
+}
+ALLOW_ERROR_INJECTION(bdsnap_buffer_alloc_page, NULL);
+
 /* @count pages at once without reclaim, or false. */
 static bool bdsnap_buffer_try(struct bdsnap_buffer *buf, unsigned int count)
 {
@@ -98,7 +110,7 @@ static bool bdsnap_buffer_try(struct bdsnap_buffer *buf, unsigned int count)
 		struct page *page = bdsnap_buffer_pop();
 
 		if (!page)
-			page = alloc_page(gfp);
+			page = bdsnap_buffer_alloc_page(gfp);
 		if (!page) {
 			buf->nr = i;
 			buf->reserve = false;

@@ -67,6 +67,7 @@
 #include <linux/blkdev.h>
 #include <linux/completion.h>
 #include <linux/err.h>
+#include <linux/error-injection.h>
 #include <linux/kdev_t.h>
 #include <linux/kernel.h>
 #include <linux/mempool.h>
@@ -230,6 +231,21 @@ static void bdsnap_cow_uncharge(struct bdsnap_cow *cow, u64 bytes)
 }
 
 /*
+ * Insert @chunk at @index of the chunk table. Called and returns with the
+ * xa_lock held; may drop and retake it to allocate xarray nodes (with
+ * @gfp). Out of line and open to fault injection (fail_function), which
+ * makes it fail as a node allocation would: -ENOMEM.
+ */
+static noinline int bdsnap_cow_insert_chunk(struct bdsnap_cow *cow,
+					    unsigned long index,
+					    struct bdsnap_chunk *chunk,
+					    gfp_t gfp)
+{
+	return __xa_insert(&cow->chunks, index, chunk, gfp);
+}
+ALLOW_ERROR_INJECTION(bdsnap_cow_insert_chunk, ERRNO);
+
+/*
  * The chunk @index with the xarray lock held, created if absent: then
  * *@created is set and the chunk is COPYING, its copy not queued (the
  * caller queues it, alone or in a batch, with bdsnap_cow_start_batch()).
@@ -279,8 +295,7 @@ static struct bdsnap_chunk *bdsnap_cow_get_chunk_locked(struct bdsnap_cow *cow,
 				goto out_fail;
 			}
 		}
-		/* May drop and retake the lock to allocate xarray nodes. */
-		ret = __xa_insert(&cow->chunks, index, new, gfp);
+		ret = bdsnap_cow_insert_chunk(cow, index, new, gfp);
 		if (ret == -EBUSY)
 			continue;	/* inserted meanwhile: use that one */
 		if (ret) {

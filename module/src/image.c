@@ -40,6 +40,7 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/err.h>
+#include <linux/error-injection.h>
 #include <linux/idr.h>
 #include <linux/kernel.h>
 #include <linux/mempool.h>
@@ -395,6 +396,9 @@ err_free:
 	kfree(image);
 	return ERR_PTR(ret);
 }
+
+/* Fault injection (fail_function) fails it as its allocations would. */
+ALLOW_ERROR_INJECTION(bdsnap_image_alloc, ERRNO);
 
 int bdsnap_image_add(struct bdsnap_image *image)
 {

@@ -194,6 +194,7 @@ impl RunContext {
             extra_cmdline: options
                 .iter()
                 .copied()
+                .chain(p.kernel.spec.cmdline.iter().map(String::as_str))
                 .chain(std::iter::once(self.extra_cmdline.as_str()))
                 .filter(|o| !o.is_empty())
                 .collect::<Vec<_>>()

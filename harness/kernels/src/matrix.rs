@@ -53,6 +53,8 @@ struct RawKernel {
     tree: Option<PathBuf>,
     slowdown: Option<f64>,
     benchmark: Option<bool>,
+    #[serde(default)]
+    cmdline: Vec<String>,
 }
 
 /// Where a kernel of the matrix comes from.
@@ -90,6 +92,9 @@ pub struct KernelSpec {
     /// Whether `cargo xtask bench` measures it when no `--kernel` is given (a debug kernel's
     /// numbers say nothing about the module's overhead).
     pub benchmark: bool,
+    /// Boot options this kernel always gets (after the harness's own, before `--cmdline`):
+    /// e.g. `no5lvl` for a kernel whose early boot races with LA57 detection under TCG.
+    pub cmdline: Vec<String>,
 }
 
 impl KernelSpec {
@@ -106,6 +111,7 @@ impl KernelSpec {
             },
             slowdown: 1.0,
             benchmark: true,
+            cmdline: Vec::new(),
         }
     }
 }
@@ -121,6 +127,13 @@ fn valid_token(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_' | '~'))
+}
+
+/// One kernel boot option: printable, no whitespace or quotes (the command line is one string).
+fn valid_boot_option(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\'')
 }
 
 impl Matrix {
@@ -186,6 +199,17 @@ impl Matrix {
                     format!("{slowdown} is not a factor between 1 and 50"),
                 ));
             }
+            for (j, option) in k.cmdline.iter().enumerate() {
+                if !valid_boot_option(option) {
+                    return Err(invalid(
+                        format!("kernels[{i}].cmdline[{j}]"),
+                        format!(
+                            "{option:?} is not one boot option such as no5lvl or \
+                             kfence.sample_interval=10 (no spaces, quotes or control characters)"
+                        ),
+                    ));
+                }
+            }
             if let Some(path) = k.tree {
                 for (f, set) in [
                     ("suite", k.suite.is_some()),
@@ -206,6 +230,7 @@ impl Matrix {
                 let mut spec = KernelSpec::tree(&k.name, &path);
                 spec.slowdown = slowdown;
                 spec.benchmark = k.benchmark.unwrap_or(true);
+                spec.cmdline = k.cmdline;
                 kernels.push(spec);
                 continue;
             }
@@ -292,6 +317,7 @@ impl Matrix {
                 origin,
                 slowdown,
                 benchmark: k.benchmark.unwrap_or(true),
+                cmdline: k.cmdline,
             });
         }
         Ok(Self {
@@ -347,6 +373,8 @@ mod tests {
         assert_eq!(m.kernels[3].compiler, "gcc-16");
         let debug = &m.kernels[4];
         assert!(!debug.benchmark && debug.slowdown > 1.0);
+        assert_eq!(debug.cmdline, ["no5lvl"]);
+        assert!(m.kernels[..4].iter().all(|k| k.cmdline.is_empty()));
         match &debug.origin {
             Origin::Source { package, fragments } => {
                 assert_eq!(package, "linux-source-6.12");
@@ -403,6 +431,13 @@ mod tests {
             }
         );
         assert_eq!(m.kernels[0].slowdown, 2.0);
+        let m = p("kernels:\n  - {name: mine, tree: /x, cmdline: [no5lvl, 'a=b,c']}\n").unwrap();
+        assert_eq!(m.kernels[0].cmdline, ["no5lvl", "a=b,c"]);
+        for bad in ["''", "'a b'", "'x\"y'"] {
+            let text = format!("kernels:\n  - {{name: a, tree: /x, cmdline: [ok, {bad}]}}\n");
+            let err = p(&text).unwrap_err().to_string();
+            assert!(err.contains("kernels[0].cmdline[1]"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub struct KernelInfo {
     /// For a kernel built from source: the config fragments merged over its defconfig.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_fragments: Vec<String>,
-    /// Extra kernel command-line arguments of this run (`--cmdline`).
+    /// Boot options beyond the harness's own: the matrix entry's `cmdline`, then `--cmdline`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub extra_cmdline: String,
 }

@@ -14,15 +14,42 @@ pub(crate) struct Runtime<'a> {
 
 /// The guest kernel command line. No `oops=panic`: an oops is scanned from the console and the
 /// scenario fails, but the guest keeps running so the remaining evidence can be collected.
-pub fn kernel_cmdline(extra: &str) -> String {
+/// `timeout_scale` is the VM's [`VmConfig::timeout_scale`]: see [`stall_options`].
+pub fn kernel_cmdline(extra: &str, timeout_scale: f64) -> String {
     let base =
         "console=ttyS0,115200 root=/dev/nvme0n1 rw rootfstype=ext4 init=/sbin/bdsnap-init panic=-1";
-    let extra = extra.trim();
-    if extra.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base} {extra}")
+    let mut line = base.to_string();
+    for option in stall_options(timeout_scale)
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(extra.trim()))
+        .filter(|o| !o.is_empty())
+    {
+        line.push(' ');
+        line.push_str(option);
     }
+    line
+}
+
+/// The kernel's stall detectors measure wall-clock time against thresholds chosen for real
+/// hardware: a soft lockup is a CPU that ran kernel code without scheduling for 2 x
+/// `watchdog_thresh` (10 s by default), an RCU stall a grace period held for 21 s. A guest under
+/// TCG, or a debug kernel, does several times less work per second, so the same code path
+/// crosses those lines without being any longer (seen: a soft lockup of a memory hog faulting
+/// its pages in on 5.10 under TCG, while two VMs shared two host CPUs). The thresholds are
+/// scaled by the same factor as every guest timeout, within the kernel's limits (60 s and
+/// 300 s), so a report still means a stall many times longer than the guest's normal work.
+/// The hung-task detector (120 s) is left alone: it measures sleeping, not speed, and a write
+/// the module holds forever must still be reported within a step's timeout.
+pub fn stall_options(timeout_scale: f64) -> Vec<String> {
+    if timeout_scale <= 1.0 {
+        return Vec::new();
+    }
+    let scaled = |default: f64, max: f64| (default * timeout_scale).min(max).round() as u32;
+    vec![
+        format!("watchdog_thresh={}", scaled(10.0, 60.0)),
+        format!("rcupdate.rcu_cpu_stall_timeout={}", scaled(21.0, 300.0)),
+    ]
 }
 
 /// The full argument list (without the program name).
@@ -47,7 +74,7 @@ pub(crate) fn qemu_args(cfg: &VmConfig, rt: &Runtime<'_>) -> Vec<String> {
         "-kernel".to_string(),
         cfg.kernel.display().to_string(),
         "-append".to_string(),
-        kernel_cmdline(&cfg.extra_cmdline),
+        kernel_cmdline(&cfg.extra_cmdline, cfg.timeout_scale()),
     ]);
     args.extend([
         "-blockdev".to_string(),
@@ -157,7 +184,9 @@ mod tests {
         let append = value_after(&args, "-append")[0];
         assert!(append.starts_with("console=ttyS0,115200 root=/dev/nvme0n1 rw"));
         assert!(append.contains("init=/sbin/bdsnap-init panic=-1"));
-        assert!(append.ends_with("panic=-1 bdsnap.debug=1"));
+        assert!(append.ends_with(
+            "panic=-1 watchdog_thresh=40 rcupdate.rcu_cpu_stall_timeout=84 bdsnap.debug=1"
+        ));
         assert!(!append.contains("oops=panic"));
         assert_eq!(
             value_after(&args, "-blockdev"),
@@ -190,6 +219,23 @@ mod tests {
         assert_eq!(value_after(&kvm, "-accel"), ["kvm"]);
         assert_eq!(value_after(&kvm, "-cpu"), ["host"]);
         assert!(value_after(&kvm, "-append")[0].ends_with("panic=-1"));
+    }
+
+    #[test]
+    fn stall_thresholds_scale_with_the_vm_within_the_kernels_limits() {
+        assert!(stall_options(1.0).is_empty());
+        assert_eq!(
+            stall_options(4.0),
+            ["watchdog_thresh=40", "rcupdate.rcu_cpu_stall_timeout=84"]
+        );
+        // A debug kernel under TCG (4 x 4): capped at what the kernel accepts.
+        assert_eq!(
+            stall_options(16.0),
+            ["watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=300"]
+        );
+        let mut debug = config(Accel::Tcg, "");
+        debug.slowdown = 4.0;
+        assert!(kernel_cmdline("", debug.timeout_scale()).ends_with("stall_timeout=300"));
     }
 
     #[test]
