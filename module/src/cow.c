@@ -240,6 +240,7 @@ static noinline int bdsnap_cow_insert_chunk(struct bdsnap_cow *cow,
 					    unsigned long index,
 					    struct bdsnap_chunk *chunk,
 					    gfp_t gfp)
+	__must_hold(&cow->chunks.xa_lock)
 {
 	return __xa_insert(&cow->chunks, index, chunk, gfp);
 }
