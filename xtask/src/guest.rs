@@ -173,6 +173,20 @@ impl RunContext {
         self.boot_with(p, workdir, &[])
     }
 
+    /// The boot options of `p`'s VMs beyond the harness's own: its matrix entry's `cmdline`,
+    /// then `--cmdline` (what summary.json records as `extra_cmdline`).
+    pub fn kernel_options(&self, p: &Prepared) -> String {
+        p.kernel
+            .spec
+            .cmdline
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.extra_cmdline.as_str()))
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn boot_with(&self, p: &Prepared, workdir: &Path, options: &[&str]) -> Result<Vm> {
         let mut options = options.to_vec();
         // KASAN reports only its first bug per boot unless told otherwise; a test VM runs
@@ -194,8 +208,7 @@ impl RunContext {
             extra_cmdline: options
                 .iter()
                 .copied()
-                .chain(p.kernel.spec.cmdline.iter().map(String::as_str))
-                .chain(std::iter::once(self.extra_cmdline.as_str()))
+                .chain(std::iter::once(self.kernel_options(p).as_str()))
                 .filter(|o| !o.is_empty())
                 .collect::<Vec<_>>()
                 .join(" "),

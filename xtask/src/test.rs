@@ -263,15 +263,7 @@ fn run_kernel(
         packages: k.versions.packages.clone(),
         source: k.versions.source.clone(),
         config_fragments: k.versions.config_fragments.clone(),
-        extra_cmdline: k
-            .spec
-            .cmdline
-            .iter()
-            .map(String::as_str)
-            .chain(std::iter::once(ctx.extra_cmdline.as_str()))
-            .filter(|o| !o.is_empty())
-            .collect::<Vec<_>>()
-            .join(" "),
+        extra_cmdline: ctx.kernel_options(p),
     };
     let kdir = ctx.run_dir.join(&k.spec.name);
     let mut cases = Vec::new();
