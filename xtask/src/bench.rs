@@ -15,7 +15,6 @@ use bdsnap_bench::{
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
 use bdsnap_scenario::Verdict;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -144,7 +143,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         results: Vec::new(),
     };
     // Each kernel fills its own copy of the (empty) run; they are merged in matrix order.
-    let multi = MultiProgress::new();
+    let board = crate::progress::Board::new();
     let next = AtomicUsize::new(0);
     let mut parts: Vec<(usize, BenchRun)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs)
@@ -155,7 +154,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(p) = prepared.get(i) else { break };
                         let mut part = bench.clone();
-                        run_kernel(&ctx, p, &workloads, &units, &mut part, &multi);
+                        run_kernel(&ctx, p, &workloads, &units, &mut part, &board);
                         done.push((i, part));
                     }
                     done
@@ -341,7 +340,7 @@ fn run_kernel(
     workloads: &[Workload],
     units: &[PlannedUnit],
     bench: &mut BenchRun,
-    multi: &MultiProgress,
+    board: &crate::progress::Board,
 ) {
     let started = Instant::now();
     let k = &p.kernel;
@@ -357,18 +356,12 @@ fn run_kernel(
             evidence: relative(&ctx.run_dir, &kdir),
         });
     };
-    let bar = multi.add(ProgressBar::new(units.len() as u64));
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>5} [{elapsed:>4}] {bar:30} {pos}/{len} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(name.clone());
-    bar.enable_steady_tick(Duration::from_millis(500));
-    bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
+    let bar = board.counted(&name, units.len() as u64);
+    bar.stage(format!("{}: booting ({})", k.versions.release, ctx.accel));
     let mut vm = match ctx.boot_for_benchmark(p, &kdir.join("vm")) {
         Ok(vm) => vm,
         Err(e) => {
-            bar.finish_with_message(format!("boot failed: {e:#}"));
+            bar.finish(format!("boot failed: {e:#}"));
             fail_all(bench, format!("boot failed: {e:#}"));
             return;
         }
@@ -407,7 +400,7 @@ fn run_kernel(
             .map_or(0, |d| d.size_bytes)
     };
     let setup = attach.and_then(|()| {
-        bar.set_message("filling the disks once");
+        bar.stage("filling the disks once");
         let script = prepare_script(
             size(bdsnap_bench::plan::DATA_DISK),
             size(bdsnap_bench::plan::STORE_DISK),
@@ -438,7 +431,7 @@ fn run_kernel(
                 continue;
             };
             let id = unit.id(workloads);
-            bar.set_message(id.clone());
+            bar.stage(id.clone());
             let sc = unit.scenario(workload);
             let unit_started = Instant::now();
             let offset = vm.console_len();
@@ -529,7 +522,7 @@ fn run_kernel(
                     finding: f.to_string(),
                 });
             }
-            bar.inc(1);
+            bar.inc();
             if !vm.is_running() {
                 fail_all(
                     bench,
@@ -558,7 +551,7 @@ fn run_kernel(
         let _ = std::fs::remove_file(f);
     }
     let wall_secs = started.elapsed().as_secs_f64();
-    bar.finish_with_message(format!(
+    bar.finish(format!(
         "{} samples, {} failed unit(s) in {wall_secs:.0}s",
         bench.samples.iter().filter(|s| s.kernel == name).count(),
         bench.failures.iter().filter(|f| f.kernel == name).count()

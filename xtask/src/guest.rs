@@ -76,12 +76,18 @@ pub fn image(
             modules_dir: p.kernel.modules_dir.clone(),
         })
         .collect();
-    let multi = indicatif::MultiProgress::new();
-    let bar = crate::prepare::spinner(&multi, "image");
+    let board = crate::progress::Board::new();
+    let bar = board.task("image");
     let mut progress = |line: &str| {
         log.note(line);
         if let Some(first) = line.lines().next() {
-            bar.set_message(first.chars().take(100).collect::<String>());
+            let shown = first.chars().take(100).collect::<String>();
+            // The commands are stages; their output and the rest is chatter.
+            if first.starts_with("$ ") {
+                bar.stage(shown);
+            } else {
+                bar.tick(shown);
+            }
         }
     };
     let image = bdsnap_image::build_guest_image(
@@ -91,7 +97,7 @@ pub fn image(
         &pubkey,
         &mut progress,
     )?;
-    bar.finish_with_message(format!(
+    bar.finish(format!(
         "{} {}",
         if image.cached { "cached" } else { "built" },
         image.path.display()

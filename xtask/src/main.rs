@@ -4,6 +4,7 @@ mod bench;
 mod guest;
 mod hostdeps;
 mod prepare;
+mod progress;
 mod test;
 
 use anyhow::Result;

@@ -5,8 +5,7 @@ use crate::KernelArgs;
 use anyhow::{anyhow, Context, Result};
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::{build_module, prepare_kernel, Kernel, Matrix, ModuleBuild};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One kernel, ready to boot, with the module built for it.
 pub struct Prepared {
@@ -15,35 +14,24 @@ pub struct Prepared {
     pub prepare_secs: f64,
 }
 
-pub fn spinner(multi: &MultiProgress, prefix: &str) -> ProgressBar {
-    let bar = multi.add(ProgressBar::new_spinner());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix:>6} [{elapsed:>4}] {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_prefix(prefix.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 /// Prepares the kernels of the run (see [`KernelArgs::specs`]).
 pub fn prepare(args: &KernelArgs, for_bench: bool, log: &CmdLog) -> Result<Vec<Prepared>> {
     let matrix = Matrix::load(&args.matrix)?;
     let specs = args.specs(&matrix, for_bench)?;
     let cache = cache_dir();
     let module_src = std::path::PathBuf::from("module");
-    let multi = MultiProgress::new();
+    let board = crate::progress::Board::new();
     let results: Vec<Result<Prepared>> = std::thread::scope(|scope| {
         let handles: Vec<_> = specs
             .iter()
             .map(|spec| {
-                let bar = spinner(&multi, &spec.name);
+                let bar = board.task(&spec.name);
                 let (cache, log, src) = (&cache, log, &module_src);
                 scope.spawn(move || {
                     let started = Instant::now();
-                    bar.set_message(format!("{}: chroot, headers, kernel files", spec.suite));
+                    bar.stage(format!("{}: chroot, headers, kernel files", spec.suite));
                     let kernel = prepare_kernel(spec, cache, log)?;
-                    bar.set_message(format!("{}: building module", kernel.versions.release));
+                    bar.stage(format!("{}: building module", kernel.versions.release));
                     let build = build_module(&kernel, src, cache, log)?;
                     let secs = started.elapsed().as_secs_f64();
                     let how = if kernel.cached && build.cached {
@@ -51,7 +39,7 @@ pub fn prepare(args: &KernelArgs, for_bench: bool, log: &CmdLog) -> Result<Vec<P
                     } else {
                         "built"
                     };
-                    bar.finish_with_message(format!(
+                    bar.finish(format!(
                         "{} ({}) module {how} in {secs:.1}s",
                         kernel.versions.release, kernel.versions.package_version
                     ));

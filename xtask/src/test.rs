@@ -2,14 +2,13 @@
 //! back to back in it → results/<run>/.
 
 use crate::guest;
-use crate::prepare::{self, spinner, Prepared};
+use crate::prepare::{self, Prepared};
 use anyhow::{bail, Context, Result};
 use bdsnap_host::{cache_dir, CmdLog};
 use bdsnap_kernels::Matrix;
 use bdsnap_report::{CaseResult, KernelInfo, RunSummary};
 use bdsnap_scenario::Scenario;
 use bdsnap_vm::Vm;
-use indicatif::MultiProgress;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
@@ -149,7 +148,7 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
         cpus: args.vm.cpus,
         extra_cmdline: args.vm.cmdline.clone(),
     };
-    let multi = MultiProgress::new();
+    let board = crate::progress::Board::new();
     let queue = Mutex::new(prepared.iter().collect::<Vec<&Prepared>>());
     let collected = Mutex::new(Vec::<KernelRun>::new());
     std::thread::scope(|scope| {
@@ -163,9 +162,9 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
                     }
                 });
                 let Some(p) = next else { break };
-                let bar = spinner(&multi, &p.kernel.spec.name);
+                let bar = board.task(&p.kernel.spec.name);
                 let result = run_kernel(&ctx, p, &scenarios, &bar);
-                bar.finish_with_message(format!(
+                bar.finish(format!(
                     "{} passed, {} failed (boot {:.1}s)",
                     result.cases.iter().filter(|c| c.passed()).count(),
                     result.cases.iter().filter(|c| !c.passed()).count(),
@@ -250,7 +249,7 @@ fn run_kernel(
     ctx: &guest::RunContext,
     p: &Prepared,
     scenarios: &[Scenario],
-    bar: &indicatif::ProgressBar,
+    bar: &crate::progress::Task,
 ) -> KernelRun {
     let started = Instant::now();
     let k = &p.kernel;
@@ -299,7 +298,7 @@ fn run_kernel(
         }
         if vm.is_none() && boot_error.is_none() {
             boots += 1;
-            bar.set_message(format!("{}: booting ({})", k.versions.release, ctx.accel));
+            bar.stage(format!("{}: booting ({})", k.versions.release, ctx.accel));
             match ctx.boot(p, &kdir.join(format!("vm-{boots}"))) {
                 Ok(v) => {
                     boot_secs.push(v.boot_duration().as_secs_f64());
@@ -311,7 +310,7 @@ fn run_kernel(
         // Without a VM there is a boot error: the boot above either succeeded or set it.
         let (excerpt, dmesg, kmemleak) = match &mut vm {
             Some(v) => {
-                bar.set_message(format!("{}: {}", k.versions.release, sc.name));
+                bar.stage(format!("{}: {} started", k.versions.release, sc.name));
                 let r = guest::run_scenario(v, sc, &kdir.join("disks"));
                 case.outcome = r.outcome;
                 case.error = r.error;
@@ -345,6 +344,13 @@ fn run_kernel(
                 stop(v);
             }
         }
+        bar.record(&format!(
+            "{}: {} {} in {:.1}s",
+            k.versions.release,
+            sc.name,
+            case_verdict(&case),
+            case.duration_ms as f64 / 1000.0
+        ));
         cases.push(case);
     }
     if let Some(v) = vm.take() {
@@ -355,6 +361,15 @@ fn run_kernel(
         cases,
         boot_secs,
         wall_secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The word the run's table shows for a finished case.
+fn case_verdict(case: &CaseResult) -> &'static str {
+    if case.passed() {
+        "PASS"
+    } else {
+        "FAIL"
     }
 }
 
