@@ -4,7 +4,7 @@
 use crate::prepare::Prepared;
 use anyhow::{anyhow, Context, Result};
 use bdsnap_host::CmdLog;
-use bdsnap_scenario::{Bus, ExecResult, Guest, GuestError, Scenario, ScenarioOutcome};
+use bdsnap_scenario::{Bus, ExecResult, Guest, GuestError, Partial, Scenario, ScenarioOutcome};
 use bdsnap_vm::{Accel, DiskSpec, Vm, VmConfig, VmError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -288,7 +288,20 @@ impl Guest for VmGuest<'_> {
                 exit: o.exit,
                 duration: o.duration,
             }),
-            Err(VmError::CommandTimeout { timeout, .. }) => Err(GuestError::Timeout(timeout)),
+            Err(VmError::CommandTimeout {
+                timeout,
+                stdout,
+                stderr,
+                ended,
+                ..
+            }) => Err(GuestError::Timeout {
+                after: timeout,
+                partial: Partial {
+                    stdout,
+                    stderr,
+                    ended: Some(ended),
+                },
+            }),
             Err(e) => Err(GuestError::Transport(e.to_string())),
         }
     }

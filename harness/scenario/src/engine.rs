@@ -24,12 +24,32 @@ pub struct ExecResult {
 /// A failure to talk to the guest, as opposed to a command that ran and failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuestError {
-    /// The command or action did not finish within its (already scaled) timeout.
-    #[error("timed out after {}", crate::units::format_duration(*.0))]
-    Timeout(Duration),
+    /// The command or action did not finish within its (already scaled) timeout. `partial`
+    /// is what a command printed until then, and how its processes were ended.
+    #[error("timed out after {}{}", crate::units::format_duration(*.after), .partial.ended.as_deref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    Timeout { after: Duration, partial: Partial },
     /// SSH, QMP or anything else between the harness and the guest broke.
     #[error("{0}")]
     Transport(String),
+}
+
+/// What a timed-out command left: its output up to the timeout, and how its processes were
+/// ended (`None`: nothing to end, e.g. an unplug).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Partial {
+    pub stdout: String,
+    pub stderr: String,
+    pub ended: Option<String>,
+}
+
+impl GuestError {
+    /// A timeout with nothing printed and nothing to end.
+    pub fn timeout(after: Duration) -> Self {
+        Self::Timeout {
+            after,
+            partial: Partial::default(),
+        }
+    }
 }
 
 /// The guest as the engine sees it; implemented by the VM crate.
@@ -149,7 +169,7 @@ fn run_step(
     }
     let result = match guest.exec(&run.command, env, timeout) {
         Ok(result) => result,
-        Err(err) => return Verdict::Fail(format!("guest: {err}")),
+        Err(err) => return guest_failure(err, record),
     };
     record.duration_ms = millis(result.duration);
     record.exit = Some(result.exit);
@@ -161,6 +181,17 @@ fn run_step(
     } else {
         Verdict::Fail(mismatches.join("; "))
     }
+}
+
+/// A command that did not complete: a timed-out one keeps what it printed (and the record
+/// says how long it ran), so the evidence shows how far it got.
+fn guest_failure(err: GuestError, record: &mut StepRecord) -> Verdict {
+    if let GuestError::Timeout { after, partial } = &err {
+        record.duration_ms = millis(*after);
+        record.stdout.clone_from(&partial.stdout);
+        record.stderr.clone_from(&partial.stderr);
+    }
+    Verdict::Fail(format!("guest: {err}"))
 }
 
 /// Runs a fio job; passes when fio exits 0 with a report whose jobs have no error. The JSON
@@ -179,7 +210,7 @@ fn fio_step(
     }
     let result = match guest.exec(&fio.job.command(), env, timeout) {
         Ok(result) => result,
-        Err(err) => return Verdict::Fail(format!("guest: {err}")),
+        Err(err) => return guest_failure(err, record),
     };
     record.duration_ms = millis(result.duration);
     record.exit = Some(result.exit);

@@ -14,7 +14,7 @@ pub mod outcome;
 pub mod units;
 
 pub use bdsnap_fio;
-pub use engine::{run, ExecResult, Guest, GuestError, DEFAULT_STEP_TIMEOUT};
+pub use engine::{run, ExecResult, Guest, GuestError, Partial, DEFAULT_STEP_TIMEOUT};
 pub use error::{Diagnostic, ErrorKind, LoadErrors, ScenarioError};
 pub use load::{load, load_dir, load_str, scenario_files};
 pub use located::Location;

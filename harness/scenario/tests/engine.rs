@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use bdsnap_scenario::{load_str, run, ExecResult, Guest, GuestError, Scenario, Verdict};
+use bdsnap_scenario::{load_str, run, ExecResult, Guest, GuestError, Partial, Scenario, Verdict};
 
 /// Answers commands from a script and records every call, so tests can check what the
 /// engine asked for as well as what it concluded.
@@ -204,13 +204,42 @@ fn transport_error_fails_the_step() {
 
     let mut guest = FakeGuest::default().fail(
         "modprobe bdsnap",
-        GuestError::Timeout(Duration::from_secs(240)),
+        GuestError::timeout(Duration::from_secs(240)),
     );
     let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
     assert_eq!(
         outcome.steps[0].verdict,
         Verdict::Fail("guest: timed out after 240s".to_string())
     );
+}
+
+#[test]
+fn a_timed_out_step_keeps_its_output_and_says_how_it_ended() {
+    let partial = Partial {
+        stdout: "round 1\nround 2\n".into(),
+        stderr: "slow\n".into(),
+        ended: Some("its 3 processes were killed".into()),
+    };
+    let mut guest = FakeGuest::default().fail(
+        "modprobe bdsnap",
+        GuestError::Timeout {
+            after: Duration::from_secs(240),
+            partial,
+        },
+    );
+    let outcome = run(&scenario(), &mut guest, &disk_env(), 1.0);
+    let step = &outcome.steps[0];
+    assert_eq!(
+        step.verdict,
+        Verdict::Fail("guest: timed out after 240s (its 3 processes were killed)".to_string())
+    );
+    assert_eq!(step.stdout, "round 1\nround 2\n");
+    assert_eq!(step.stderr, "slow\n");
+    assert_eq!(step.duration_ms, 240_000);
+    assert_eq!(step.exit, None);
+    assert!(outcome.steps[1..]
+        .iter()
+        .all(|s| s.verdict == Verdict::Skipped));
 }
 
 #[test]

@@ -32,12 +32,14 @@ pub enum VmError {
     },
     #[error("ssh {context}: {detail}")]
     Ssh { context: String, detail: String },
-    #[error("command timed out after {timeout:?}: {command}\n--- stdout so far ---\n{stdout}\n--- stderr so far ---\n{stderr}")]
+    #[error("command timed out after {timeout:?} ({ended}): {command}\n--- stdout so far ---\n{stdout}\n--- stderr so far ---\n{stderr}")]
     CommandTimeout {
         command: String,
         timeout: Duration,
         stdout: String,
         stderr: String,
+        /// How the command's processes were ended.
+        ended: String,
     },
     #[error("invalid environment variable name {0:?}")]
     InvalidEnvName(String),

@@ -50,10 +50,23 @@ pub(crate) fn connect(port: u16, key: &Path) -> Result<Session, VmError> {
     Ok(session)
 }
 
-/// The remote command line: environment assignments, then `bash -c` with the command quoted,
-/// so the caller's text reaches bash unchanged whatever the login shell is.
+/// The first line a command's remote shell writes to stderr (removed from what the caller
+/// sees): its session id, when the shell leads a session of its own (sshd starts every
+/// command without a terminal that way), so that a timed-out command's processes can be
+/// found and ended, children included.
+const SESSION_MARK: &str = "bdsnap-exec-session ";
+
+/// The remote command line: announce the session, then environment assignments, then
+/// `bash -c` with the command quoted, so the caller's text reaches bash unchanged whatever the
+/// login shell is.
 pub(crate) fn remote_command(command: &str, env: &[(String, String)]) -> Result<String, VmError> {
-    let mut line = String::from("exec env");
+    // Field 6 of /proc/PID/stat is the session id (the command name before it is the shell's,
+    // without spaces). A shell that does not lead its own session announces nothing: ending
+    // its session could end sshd.
+    let mut line = format!(
+        "read -r _p _c _s _pp _pg sid _r < /proc/$$/stat && [ \"$sid\" = \"$$\" ] && \
+         echo \"{SESSION_MARK}$$\" >&2; exec env"
+    );
     for (name, value) in env {
         let valid = !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -118,11 +131,13 @@ pub(crate) fn exec(
             break Ok(());
         }
         if start.elapsed() > timeout {
+            let (session_id, stderr) = take_session_mark(&String::from_utf8_lossy(&stderr));
             break Err(VmError::CommandTimeout {
                 command: command.to_string(),
                 timeout,
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                stderr,
+                ended: end_session(session, session_id),
             });
         }
         if !progressed {
@@ -149,13 +164,62 @@ pub(crate) fn exec(
             .exit_status()
             .map_err(|e| VmError::ssh("read exit status", e))?,
     };
+    let (_, stderr) = take_session_mark(&String::from_utf8_lossy(&stderr));
     Ok(ExecOutput {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stderr,
         exit,
         duration: start.elapsed(),
     })
 }
+
+/// Splits the session announcement off the start of a command's stderr.
+fn take_session_mark(stderr: &str) -> (Option<u32>, String) {
+    let Some(rest) = stderr.strip_prefix(SESSION_MARK) else {
+        return (None, stderr.to_string());
+    };
+    let (first, after) = rest.split_once('\n').unwrap_or((rest, ""));
+    match first.trim().parse::<u32>() {
+        Ok(id) if id > 1 => (Some(id), after.to_string()),
+        _ => (None, stderr.to_string()),
+    }
+}
+
+/// The guest command that ends session `id`: every process in it is killed (processes a step
+/// started in sessions of their own, such as `setsid -f` load, are not in it), then it waits
+/// until none is left but zombies (their parent reaps them). Prints how many were alive;
+/// exits 1, listing them, if any survived.
+fn end_session_command(id: u32) -> String {
+    format!(
+        "alive() {{ ps -o stat= -s {id} | grep -v '^Z' | grep -c .; }}; \
+         n=$(alive); pkill -KILL -s {id}; \
+         for _ in $(seq 100); do [ \"$(alive)\" = 0 ] && {{ echo \"$n\"; exit 0; }}; sleep 0.1; done; \
+         echo \"$n\"; ps -o pid=,stat=,args= -s {id}; exit 1"
+    )
+}
+
+/// Ends a timed-out command's processes over a channel of their own, and says how it went
+/// (this goes into the step's evidence).
+fn end_session(session: &Session, id: Option<u32>) -> String {
+    let Some(id) = id else {
+        return "its processes could not be found: the command did not announce its session"
+            .to_string();
+    };
+    match exec(session, &end_session_command(id), &[], END_TIMEOUT) {
+        Ok(o) if o.exit == 0 => {
+            let n = o.stdout.trim();
+            format!("its {n} process(es) in session {id} were killed")
+        }
+        Ok(o) => format!(
+            "killing session {id} left processes behind:\n{}",
+            o.stdout.trim()
+        ),
+        Err(e) => format!("killing session {id} failed: {e}"),
+    }
+}
+
+/// How long ending a timed-out command may take.
+const END_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Linux x86 signal numbers for the names SSH reports (RFC 4254 names, without "SIG").
 fn signal_number(name: &str) -> i32 {
@@ -247,6 +311,67 @@ mod tests {
             Err(VmError::InvalidEnvName(_))
         ));
         assert!(remote_command("true", &[("1X".into(), "".into())]).is_err());
+    }
+
+    #[test]
+    fn a_command_announces_its_session_and_the_mark_is_removed() {
+        // setsid gives the shell a session of its own, as sshd does.
+        let line = remote_command("echo out; echo err >&2", &[]).unwrap();
+        let out = std::process::Command::new("setsid")
+            .args(["--wait", "sh", "-c", &line])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let (id, rest) = take_session_mark(&stderr);
+        assert!(id.is_some_and(|id| id > 1), "{stderr}");
+        assert_eq!(rest, "err\n");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "out\n");
+        // Not a session leader (a child of this test): no announcement, nothing removed.
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stderr).unwrap(), "err\n");
+    }
+
+    #[test]
+    fn marks_that_are_not_ours_stay_in_stderr() {
+        assert_eq!(take_session_mark("x\n"), (None, "x\n".to_string()));
+        let forged = format!("{SESSION_MARK}1\nrest");
+        assert_eq!(take_session_mark(&forged), (None, forged.clone()));
+        let bad = format!("{SESSION_MARK}abc\n");
+        assert_eq!(take_session_mark(&bad), (None, bad.clone()));
+        let good = format!("{SESSION_MARK}4242\nrest\n");
+        assert_eq!(take_session_mark(&good), (Some(4242), "rest\n".to_string()));
+    }
+
+    #[test]
+    fn ending_a_session_kills_its_children_and_waits() {
+        // A session with a shell and a background child, as a step's would be.
+        let mut leader = std::process::Command::new("setsid")
+            .args(["sh", "-c", "sleep 300 & sleep 300"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let id = leader.id();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &end_session_command(id)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        // The shell and its two sleeps.
+        assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "3");
+        let _ = leader.wait();
+        // Killed children may linger as zombies until their new parent reaps them.
+        let left = std::process::Command::new("ps")
+            .args(["-o", "stat=", "-s", &id.to_string()])
+            .output()
+            .unwrap();
+        let left = String::from_utf8(left.stdout).unwrap();
+        assert!(
+            left.lines().all(|l| l.trim_start().starts_with('Z')),
+            "{left}"
+        );
     }
 
     #[test]
