@@ -426,6 +426,7 @@ impl PlannedUnit {
             timeout: None,
             disks: vec![workload.data.clone(), workload.store.clone()],
             steps,
+            cleanup: Vec::new(),
             expect_failure: None,
             source: Path::new(&workload.source).to_path_buf(),
             name_location: Default::default(),

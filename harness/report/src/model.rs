@@ -84,6 +84,12 @@ impl CaseResult {
         let Some(outcome) = &self.outcome else {
             return Some("the scenario did not run".into());
         };
+        if let Some(step) = outcome.first_cleanup_failure() {
+            return Some(format!(
+                "its cleanup failed: {}",
+                step_failure("cleanup", step)
+            ));
+        }
         let failed_step = outcome.first_failure().map(|s| s.index);
         if failed_step != expected.step {
             return Some(format!(
@@ -139,7 +145,13 @@ impl CaseResult {
         match &self.outcome {
             Some(outcome) => {
                 if let Some(step) = outcome.first_failure() {
-                    parts.push(step_failure(step));
+                    parts.push(step_failure("step", step));
+                }
+                // Reported apart: the steps' verdict stays what it was.
+                if self.expected_failure.is_none() {
+                    if let Some(step) = outcome.first_cleanup_failure() {
+                        parts.push(step_failure("cleanup", step));
+                    }
                 }
             }
             None if self.error.is_none() => parts.push("scenario did not run".to_string()),
@@ -154,15 +166,16 @@ impl CaseResult {
     }
 }
 
-fn step_failure(step: &StepRecord) -> String {
+/// `label` is `step` or `cleanup` (which list the step is in).
+fn step_failure(label: &str, step: &StepRecord) -> String {
     let reason = match &step.verdict {
         Verdict::Fail(reason) => one_line(reason),
         Verdict::Pass | Verdict::Skipped => String::new(),
     };
     let place = if step.line > 0 {
-        format!("step {} (line {})", step.index, step.line)
+        format!("{label} {} (line {})", step.index, step.line)
     } else {
-        format!("step {}", step.index)
+        format!("{label} {}", step.index)
     };
     format!("{place} `{}` failed: {reason}", one_line(&step.action))
 }
@@ -254,11 +267,42 @@ mod tests {
             outcome: Some(ScenarioOutcome {
                 scenario: "basic".into(),
                 steps,
+                cleanup: Vec::new(),
             }),
             findings: vec![],
             error: None,
             duration_ms: 5,
         }
+    }
+
+    #[test]
+    fn a_failed_cleanup_fails_the_case_and_is_named_apart() {
+        let mut c = case(vec![step(
+            1,
+            Verdict::Fail("exit status 1, expected 0".into()),
+        )]);
+        if let Some(o) = c.outcome.as_mut() {
+            o.cleanup = vec![step(1, Verdict::Fail("exit status 32, expected 0".into()))];
+        }
+        let msg = c.failure_message().unwrap_or_default();
+        assert!(msg.contains("; cleanup 1 "), "{msg}");
+        assert!(msg.starts_with("step 1 "), "{msg}");
+
+        // A self-test whose step failed as declared still fails when its cleanup did.
+        c.expected_failure = Some(ExpectedFailure {
+            step: Some(1),
+            console: None,
+        });
+        assert!(!c.passed());
+        let msg = c.failure_message().unwrap_or_default();
+        assert!(
+            msg.starts_with("self-test: its cleanup failed: cleanup 1 "),
+            "{msg}"
+        );
+        if let Some(o) = c.outcome.as_mut() {
+            o.cleanup[0].verdict = Verdict::Pass;
+        }
+        assert!(c.passed());
     }
 
     #[test]

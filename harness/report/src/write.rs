@@ -53,6 +53,12 @@ pub fn write_case_dir(
             write_file(&dir.join(fio_report_name(step)), step.stdout.as_bytes())?;
         }
     }
+    for step in case.outcome.iter().flat_map(|o| &o.cleanup) {
+        if step.kind == "fio" && !step.stdout.is_empty() {
+            let name = format!("fio-cleanup{:02}.json", step.index);
+            write_file(&dir.join(name), step.stdout.as_bytes())?;
+        }
+    }
     Ok(dir)
 }
 
@@ -113,14 +119,18 @@ pub fn render_commands_log(case: &CaseResult) -> String {
     let steps = case.outcome.as_ref().map_or(&[][..], |o| &o.steps[..]);
     for step in steps {
         out.push('\n');
-        out.push_str(&render_step(step, None));
+        out.push_str(&render_step("step", step, None));
+    }
+    for step in case.outcome.iter().flat_map(|o| &o.cleanup) {
+        out.push('\n');
+        out.push_str(&render_step("cleanup", step, None));
     }
     out
 }
 
 /// One step as text. With `max_output_lines`, only the last lines of stdout and stderr are
 /// kept (the end of an output is where the error is).
-fn render_step(step: &StepRecord, max_output_lines: Option<usize>) -> String {
+fn render_step(label: &str, step: &StepRecord, max_output_lines: Option<usize>) -> String {
     let mut out = String::new();
     let line = if step.line > 0 {
         format!(" (line {})", step.line)
@@ -129,7 +139,7 @@ fn render_step(step: &StepRecord, max_output_lines: Option<usize>) -> String {
     };
     let _ = writeln!(
         out,
-        "== step {}{line} {}: {}",
+        "== {label} {}{line} {}: {}",
         step.index, step.kind, step.action
     );
     let exit = step
@@ -180,11 +190,18 @@ pub fn failure_details(case: &CaseResult, max_output_lines: Option<usize>) -> St
         }
     }
     match (&case.outcome, case.failing_step()) {
-        (_, Some(step)) => out.push_str(&render_step(step, max_output_lines)),
+        (_, Some(step)) => out.push_str(&render_step("step", step, max_output_lines)),
         (None, None) if case.error.is_none() => {
             let _ = writeln!(out, "scenario did not run");
         }
         _ => {}
+    }
+    if let Some(step) = case
+        .outcome
+        .as_ref()
+        .and_then(|o| o.first_cleanup_failure())
+    {
+        out.push_str(&render_step("cleanup", step, max_output_lines));
     }
     out
 }

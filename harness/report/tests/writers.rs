@@ -34,6 +34,7 @@ fn case(kernel: &str, scenario: &str, steps: Vec<StepRecord>) -> CaseResult {
         outcome: Some(ScenarioOutcome {
             scenario: scenario.into(),
             steps,
+            cleanup: Vec::new(),
         }),
         findings: vec![],
         error: None,

@@ -117,26 +117,54 @@ pub fn run(
                 crate::units::format_duration(budget.unwrap_or_default())
             ))
         } else {
-            match &step.action {
-                Action::Run(run) => run_step(run, guest, &env, scale, remaining, &mut record),
-                Action::Fio(fio) => fio_step(fio, guest, &env, scale, remaining, &mut record),
-                Action::Unplug(unplug) => {
-                    let begun = Instant::now();
-                    let result = guest.unplug(&unplug.disk);
-                    record.duration_ms = millis(begun.elapsed());
-                    match result {
-                        Ok(()) => Verdict::Pass,
-                        Err(err) => Verdict::Fail(format!("unplug failed: {err}")),
-                    }
-                }
-            }
+            run_action(step, guest, &env, scale, remaining, &mut record)
         };
         failed = matches!(record.verdict, Verdict::Fail(_));
         records.push(record);
     }
+    // Cleanup runs whatever happened above, each step even after another failed, with its own
+    // timeout only: the scenario's budget may be what ran out.
+    let cleanup = scenario
+        .cleanup
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let mut record = blank_record(i, step);
+            record.verdict = if missing.is_empty() {
+                run_action(step, guest, &env, scale, None, &mut record)
+            } else {
+                Verdict::Skipped
+            };
+            record
+        })
+        .collect();
     ScenarioOutcome {
         scenario: scenario.name.clone(),
         steps: records,
+        cleanup,
+    }
+}
+
+fn run_action(
+    step: &Step,
+    guest: &mut dyn Guest,
+    env: &[(String, String)],
+    scale: f64,
+    remaining: Option<Duration>,
+    record: &mut StepRecord,
+) -> Verdict {
+    match &step.action {
+        Action::Run(run) => run_step(run, guest, env, scale, remaining, record),
+        Action::Fio(fio) => fio_step(fio, guest, env, scale, remaining, record),
+        Action::Unplug(unplug) => {
+            let begun = Instant::now();
+            let result = guest.unplug(&unplug.disk);
+            record.duration_ms = millis(begun.elapsed());
+            match result {
+                Ok(()) => Verdict::Pass,
+                Err(err) => Verdict::Fail(format!("unplug failed: {err}")),
+            }
+        }
     }
 }
 

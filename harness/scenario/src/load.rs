@@ -29,7 +29,7 @@ const MAX_DISK_NAME: usize = 16;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a scenario: a mapping with name, steps and optional description, kernels, timeout, disks"
+    expecting = "a scenario: a mapping with name, steps and optional description, kernels, timeout, disks, cleanup"
 )]
 struct RawScenario {
     name: String,
@@ -42,6 +42,8 @@ struct RawScenario {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     disks: Vec<RawDisk>,
     steps: Vec<RawStep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    cleanup: Vec<RawStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expect_failure: Option<RawExpectFailure>,
 }
@@ -508,6 +510,20 @@ fn validate(
         check_disk_use(&action, &path, &declared, &mut unplugged, checker);
         steps.push(Step { action, location });
     }
+    // Cleanup runs however far the steps got, so a disk unplugged by a step may still be
+    // there: only declaration is checked, and an unplug in cleanup is counted on its own.
+    let cleanup_path = root.key("cleanup");
+    let mut cleanup = Vec::new();
+    let mut cleanup_unplugged: Vec<(String, usize)> = Vec::new();
+    for (i, raw_step) in raw.cleanup.into_iter().enumerate() {
+        let path = cleanup_path.index(i);
+        let location = checker.doc.locate(&path);
+        let Some(action) = step_from_raw(raw_step, &path, checker) else {
+            continue;
+        };
+        check_disk_use(&action, &path, &declared, &mut cleanup_unplugged, checker);
+        cleanup.push(Step { action, location });
+    }
 
     let expect_failure = raw.expect_failure.map(|f| {
         let path = root.key("expect_failure");
@@ -543,6 +559,7 @@ fn validate(
         timeout: raw.timeout.map(|t| t.0),
         disks,
         steps,
+        cleanup,
         expect_failure,
         source: source.to_path_buf(),
         name_location: checker.doc.locate(&name_path),
@@ -890,6 +907,7 @@ impl Scenario {
                 })
                 .collect(),
             steps: self.steps.iter().map(RawStep::from_step).collect(),
+            cleanup: self.cleanup.iter().map(RawStep::from_step).collect(),
             expect_failure: self.expect_failure.as_ref().map(|f| RawExpectFailure {
                 step: f.step,
                 console: f.console.clone(),

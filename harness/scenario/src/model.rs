@@ -179,6 +179,9 @@ pub struct Scenario {
     pub timeout: Option<Duration>,
     pub disks: Vec<Disk>,
     pub steps: Vec<Step>,
+    /// Steps that run after `steps` whatever happened to them (a failure, a timeout, the
+    /// scenario's budget used up), each one even if an earlier one failed.
+    pub cleanup: Vec<Step>,
     /// For self-tests of the harness: the failure this scenario must produce. Such a case
     /// passes only when exactly this failure is detected.
     pub expect_failure: Option<ExpectFailure>,

@@ -39,6 +39,9 @@ pub struct StepRecord {
 pub struct ScenarioOutcome {
     pub scenario: String,
     pub steps: Vec<StepRecord>,
+    /// The scenario's `cleanup` steps, run after `steps` whatever happened to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup: Vec<StepRecord>,
 }
 
 impl ScenarioOutcome {
@@ -49,7 +52,15 @@ impl ScenarioOutcome {
             .find(|s| matches!(s.verdict, Verdict::Fail(_)))
     }
 
+    /// The first failing cleanup step, if any.
+    pub fn first_cleanup_failure(&self) -> Option<&StepRecord> {
+        self.cleanup
+            .iter()
+            .find(|s| matches!(s.verdict, Verdict::Fail(_)))
+    }
+
+    /// Every step and every cleanup step passed.
     pub fn passed(&self) -> bool {
-        self.first_failure().is_none()
+        self.first_failure().is_none() && self.first_cleanup_failure().is_none()
     }
 }

@@ -368,3 +368,76 @@ fn fio_failures_fail_the_step() {
         Verdict::Fail("fio reported errors: job randwrite-qd1: error 5".into())
     );
 }
+
+const WITH_CLEANUP: &str = "\
+name: tidy
+timeout: 1m
+disks:
+  - {name: data, size: 64MiB}
+steps:
+  - run: mount \"$DISK_data\" /mnt
+  - run: make-a-mess
+  - run: never-reached
+cleanup:
+  - run: umount /mnt
+  - run: rmmod bdsnap
+";
+
+fn tidy() -> Scenario {
+    load_str(WITH_CLEANUP, Path::new("tidy.yaml"), &["6.1"]).unwrap()
+}
+
+#[test]
+fn cleanup_runs_after_a_failure_every_step_of_it() {
+    let mut guest = FakeGuest::default()
+        .reply("make-a-mess", 1, "", "no")
+        .reply("umount /mnt", 32, "", "not mounted");
+    let outcome = run(&tidy(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(
+        guest.calls,
+        [
+            "mount \"$DISK_data\" /mnt",
+            "make-a-mess",
+            "umount /mnt",
+            "rmmod bdsnap"
+        ]
+    );
+    assert_eq!(verdicts(&outcome)[2], Verdict::Skipped);
+    let cleanup: Vec<(usize, usize, Verdict)> = outcome
+        .cleanup
+        .iter()
+        .map(|s| (s.index, s.line, s.verdict.clone()))
+        .collect();
+    assert_eq!(
+        cleanup,
+        [
+            (1, 10, Verdict::Fail("exit status 32, expected 0".into())),
+            (2, 11, Verdict::Pass),
+        ]
+    );
+    // The steps' first failure stays the steps' own; the cleanup's is apart.
+    assert_eq!(outcome.first_failure().map(|s| s.index), Some(2));
+    assert_eq!(outcome.first_cleanup_failure().map(|s| s.index), Some(1));
+    assert!(!outcome.passed());
+    // Cleanup sees the disks too.
+    assert_eq!(
+        guest.envs[2],
+        [("DISK_data".to_string(), "/dev/vdb".to_string())]
+    );
+}
+
+#[test]
+fn cleanup_runs_after_a_timeout_and_a_passing_run_needs_it_to_pass() {
+    let mut guest =
+        FakeGuest::default().fail("make-a-mess", GuestError::timeout(Duration::from_secs(60)));
+    let outcome = run(&tidy(), &mut guest, &disk_env(), 1.0);
+    assert_eq!(guest.calls[2..], ["umount /mnt", "rmmod bdsnap"]);
+    assert!(outcome.cleanup.iter().all(|s| s.verdict == Verdict::Pass));
+    // Its own timeout, not what is left of the scenario's budget.
+    assert_eq!(guest.timeouts[2], Duration::from_secs(120));
+
+    let mut guest = FakeGuest::default().reply("rmmod bdsnap", 1, "", "in use");
+    let outcome = run(&tidy(), &mut guest, &disk_env(), 1.0);
+    assert!(outcome.first_failure().is_none());
+    assert!(!outcome.passed(), "a failed cleanup fails the outcome");
+}

@@ -351,7 +351,7 @@ fn syntax_errors_have_a_location() {
     let all = errors("- a\n- b\n");
     assert_eq!(
         all,
-        ["scenarios/t.yaml:1:1: (document): invalid type: sequence, expected a scenario: a mapping with name, steps and optional description, kernels, timeout, disks"]
+        ["scenarios/t.yaml:1:1: (document): invalid type: sequence, expected a scenario: a mapping with name, steps and optional description, kernels, timeout, disks, cleanup"]
     );
 }
 
@@ -557,4 +557,38 @@ fn fio_mistakes_name_file_line_and_field() {
         "scenarios/t.yaml:13:5: steps[2]: a step has exactly one action, but this one has run \
          and fio"
     );
+}
+
+#[test]
+fn cleanup_steps_load_with_positions_and_round_trip() {
+    let text = "\
+name: tidy
+disks:
+  - {name: data, size: 64MiB}
+steps:
+  - unplug: data
+cleanup:
+  - run: echo \"$DISK_data\"
+  - unplug: data
+";
+    let sc = load_str(text, Path::new("tidy.yaml"), &["6.1"]).unwrap();
+    assert_eq!(sc.cleanup.len(), 2);
+    assert_eq!(sc.cleanup[0].location.line, 7);
+    // A disk a step unplugged may still be there when cleanup runs after an earlier failure.
+    let again = load_str(&sc.to_yaml().unwrap(), Path::new("again.yaml"), &["6.1"]).unwrap();
+    assert_eq!(again.cleanup.len(), 2);
+
+    let bad = "\
+name: tidy
+steps:
+  - run: true
+cleanup:
+  - run: cat \"$DISK_nope\"
+  - {run: true, unplug: x}
+";
+    let err = load_str(bad, Path::new("bad.yaml"), &["6.1"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.yaml:5"), "{err}");
+    assert!(err.contains("bad.yaml:6"), "{err}");
 }
