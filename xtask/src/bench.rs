@@ -121,6 +121,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
         memory: args.vm.memory,
         cpus: args.vm.cpus,
         extra_cmdline: args.vm.cmdline.clone(),
+        keep_failed: None,
     };
     let mut bench = BenchRun {
         schema: bdsnap_bench::SCHEMA_VERSION,
@@ -450,6 +451,7 @@ fn run_kernel(
             let console = console_since(vm.console_path(), offset);
             let findings = bdsnap_report::scan(&console);
             let case = bdsnap_report::CaseResult {
+                skipped: None,
                 kernel: name.clone(),
                 scenario: id.clone(),
                 scenario_file: workload.source.clone(),

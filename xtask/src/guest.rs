@@ -6,6 +6,7 @@ use anyhow::{anyhow, Context, Result};
 use bdsnap_host::CmdLog;
 use bdsnap_scenario::{Bus, ExecResult, Guest, GuestError, Partial, Scenario, ScenarioOutcome};
 use bdsnap_vm::{Accel, DiskSpec, Vm, VmConfig, VmError};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -164,6 +165,8 @@ pub struct RunContext {
     pub cpus: u32,
     /// `--cmdline`: appended to every VM's kernel command line.
     pub extra_cmdline: String,
+    /// `--keep-failed`: hold a failed case's VM for its person.
+    pub keep_failed: Option<KeepFailed>,
 }
 
 impl RunContext {
@@ -353,7 +356,14 @@ pub(crate) fn attach_disks<'a>(
 
 /// Attaches the scenario's disks (fresh sparse files), runs its steps, collects dmesg and the
 /// console, and detaches whatever disks are left.
-pub fn run_scenario(vm: &mut Vm, sc: &Scenario, disk_dir: &Path) -> ScenarioRun {
+/// `keep`: when the scenario fails (a step, or a console report), the VM is held with the
+/// case's disks still attached until the person says they are done (see [`hold_for_user`]).
+pub fn run_scenario(
+    vm: &mut Vm,
+    sc: &Scenario,
+    disk_dir: &Path,
+    keep: Option<&KeepFailed>,
+) -> ScenarioRun {
     let scale = vm.config().timeout_scale();
     let offset = vm.console_len();
     let mut run = ScenarioRun {
@@ -378,6 +388,15 @@ pub fn run_scenario(vm: &mut Vm, sc: &Scenario, disk_dir: &Path) -> ScenarioRun 
             run.outcome = Some(bdsnap_scenario::run(sc, &mut guest, &env, scale));
         }
         Err(e) => run.error = Some(format!("{e:#}")),
+    }
+    if let Some(keep) = keep.filter(|_| vm.is_running()) {
+        let console = read_from(vm.console_path(), offset);
+        let failed = run.error.is_some()
+            || run.outcome.as_ref().is_some_and(|o| !o.passed())
+            || !bdsnap_report::scan(&console).is_empty();
+        if failed {
+            hold_for_user(vm, sc, &env, keep);
+        }
     }
     if vm.is_running() {
         match vm.exec("dmesg", &[], t) {
@@ -411,6 +430,51 @@ pub fn run_scenario(vm: &mut Vm, sc: &Scenario, disk_dir: &Path) -> ScenarioRun 
     }
     run.console = read_from(vm.console_path(), offset);
     run
+}
+
+/// `--keep-failed`: what a held VM needs to tell its person.
+pub struct KeepFailed {
+    /// The harness's SSH key.
+    pub key: PathBuf,
+    /// Where the hold file of a case goes (its case directory's parent).
+    pub dir: PathBuf,
+}
+
+/// Keeps a failed case's VM running until its person is done: prints how to get a shell in
+/// it (with the case's disks as `$DISK_<name>`), then waits for Enter on a terminal, or
+/// without one until the printed hold file is deleted.
+fn hold_for_user(vm: &mut Vm, sc: &Scenario, env: &[(String, String)], keep: &KeepFailed) {
+    let ssh = crate::shell::ssh_command_line(vm.ssh_port(), &keep.key);
+    let exports: Vec<String> = env
+        .iter()
+        .map(|(name, node)| format!("DISK_{name}={node}"))
+        .collect();
+    eprintln!(
+        "\n--keep-failed: {} failed; its VM is still running.",
+        sc.name
+    );
+    eprintln!("  get a shell in it:  {ssh}");
+    if !exports.is_empty() {
+        eprintln!("  its disks:          {}", exports.join(" "));
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("  press Enter here when you are done (the VM is then stopped).");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    } else {
+        let hold = keep.dir.join(format!("{}.hold", sc.name));
+        if std::fs::write(&hold, format!("{ssh}\n")).is_err() {
+            eprintln!("  (could not write {}: not waiting)", hold.display());
+            return;
+        }
+        eprintln!(
+            "  delete {} when you are done (the VM is then stopped).",
+            hold.display()
+        );
+        while hold.exists() && vm.is_running() {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
 }
 
 fn read_from(path: &Path, offset: u64) -> String {

@@ -5,6 +5,7 @@ mod guest;
 mod hostdeps;
 mod prepare;
 mod progress;
+mod shell;
 mod test;
 
 use anyhow::Result;
@@ -119,6 +120,10 @@ enum Cmd {
     },
     /// Build the module, boot every kernel in QEMU, run the scenarios, write results/<run>/.
     Test(test::TestArgs),
+    /// Boot one kernel with the module and guest tools installed and scratch disks attached
+    /// ($DISK_NAME), then give a shell in it, or run CMD and exit with its status. The VM is
+    /// gone afterwards. Example: cargo xtask shell --kernel 6.1 --disk data:256MiB
+    Shell(shell::ShellArgs),
     /// Measure what the filter, tracking and snapshots cost against the raw device and
     /// dm-snapshot: one VM per kernel, every configuration interleaved and repeated; writes
     /// results/bench-<run>/ with bench.json, report.md and SVG charts.
@@ -215,6 +220,10 @@ fn main() -> Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Cmd::Shell(args) => {
+            let code = shell::run(&root, args)?;
+            std::process::exit(code);
         }
         Cmd::Test(args) => {
             let ok = test::run(&root, args)?;

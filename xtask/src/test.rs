@@ -23,6 +23,10 @@ pub struct TestArgs {
     /// How many VMs run at once; default: one per two host CPUs, at least two.
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Leave a failed case's VM running (its disks attached), print how to get a shell in
+    /// it, and wait until you are done; VMs then run one at a time.
+    #[arg(long)]
+    pub keep_failed: bool,
     #[command(flatten)]
     pub vm: crate::VmArgs,
 }
@@ -132,21 +136,27 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
         .unwrap_or(1);
     // Guests spend much of a scenario waiting (sleeps, device probes, SSH round trips), so two
     // VMs share two CPUs well: measured on 2 cores under TCG, 2 at a time halves the wall time.
-    let jobs = args
-        .jobs
-        .unwrap_or((host_cpus / 2).max(2))
-        .clamp(1, prepared.len().max(1));
+    // A held VM waits for its person on this terminal: one at a time.
+    let jobs = match args.keep_failed {
+        true => 1,
+        false => args.jobs.unwrap_or((host_cpus / 2).max(2)),
+    }
+    .clamp(1, prepared.len().max(1));
     eprintln!("accelerator: {accel}; {jobs} VM(s) at a time; preparation took {prep_secs:.1}s");
 
     let ctx = guest::RunContext {
         run_dir: run_dir.clone(),
         image: image.path.clone(),
-        key,
+        key: key.clone(),
         tools,
         accel,
         memory: args.vm.memory,
         cpus: args.vm.cpus,
         extra_cmdline: args.vm.cmdline.clone(),
+        keep_failed: args.keep_failed.then(|| guest::KeepFailed {
+            key: key.clone(),
+            dir: run_dir.clone(),
+        }),
     };
     let board = crate::progress::Board::new();
     let queue = Mutex::new(prepared.iter().collect::<Vec<&Prepared>>());
@@ -165,9 +175,10 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
                 let bar = board.task(&p.kernel.spec.name);
                 let result = run_kernel(&ctx, p, &scenarios, &bar);
                 bar.finish(format!(
-                    "{} passed, {} failed (boot {:.1}s)",
+                    "{} passed, {} failed, {} skipped (boot {:.1}s)",
                     result.cases.iter().filter(|c| c.passed()).count(),
-                    result.cases.iter().filter(|c| !c.passed()).count(),
+                    result.cases.iter().filter(|c| c.failed()).count(),
+                    result.cases.iter().filter(|c| c.is_skipped()).count(),
                     result.boot_secs.first().copied().unwrap_or(0.0)
                 ));
                 if let Ok(mut c) = collected.lock() {
@@ -270,9 +281,15 @@ fn run_kernel(
     let mut vm: Option<Vm> = None;
     let mut boots = 0;
     let mut boot_error: Option<String> = None;
+    // What `requires: config` is checked against; a kernel without a readable config has no
+    // option a scenario could require.
+    let config = std::fs::read_to_string(&k.config)
+        .map(|c| bdsnap_kernels::source::parse_config(&c))
+        .unwrap_or_default();
     for sc in scenarios.iter().filter(|s| s.applies_to(&k.spec.name)) {
         let case_started = Instant::now();
         let mut case = CaseResult {
+            skipped: None,
             kernel: k.spec.name.clone(),
             scenario: sc.name.clone(),
             scenario_file: sc.source.display().to_string(),
@@ -288,6 +305,10 @@ fn run_kernel(
                     console: f.console.clone(),
                 }),
         };
+        if let Some(why) = sc.requires.unmet_on_host(&k.versions.release, &config) {
+            skip(ctx, bar, &k.versions.release, case, why, &mut cases);
+            continue;
+        }
         // Lockdep turns itself off after its first report and whenever the kernel is tainted
         // by a KASAN, UBSAN or DEBUG_OBJECTS report (a self-test's): a scenario that relies on
         // it gets a fresh VM then.
@@ -307,11 +328,23 @@ fn run_kernel(
                 Err(e) => boot_error = Some(format!("{e:#}")),
             }
         }
+        if let (Some(v), Some(check)) = (vm.as_mut(), sc.requires.guest_check()) {
+            let t = std::time::Duration::from_secs(30).mul_f64(v.config().timeout_scale());
+            match v.exec(&check, &[], t) {
+                Ok(o) => {
+                    if let Some(why) = bdsnap_scenario::Requires::unmet_in_guest(&o.stdout) {
+                        skip(ctx, bar, &k.versions.release, case, why, &mut cases);
+                        continue;
+                    }
+                }
+                Err(e) => case.error = Some(format!("checking requires in the guest: {e}")),
+            }
+        }
         // Without a VM there is a boot error: the boot above either succeeded or set it.
         let (excerpt, dmesg, kmemleak) = match &mut vm {
             Some(v) => {
                 bar.stage(format!("{}: {} started", k.versions.release, sc.name));
-                let r = guest::run_scenario(v, sc, &kdir.join("disks"));
+                let r = guest::run_scenario(v, sc, &kdir.join("disks"), ctx.keep_failed.as_ref());
                 case.outcome = r.outcome;
                 case.error = r.error;
                 (r.console, r.dmesg, r.kmemleak)
@@ -366,11 +399,30 @@ fn run_kernel(
 
 /// The word the run's table shows for a finished case.
 fn case_verdict(case: &CaseResult) -> &'static str {
-    if case.passed() {
+    if case.is_skipped() {
+        "SKIP"
+    } else if case.passed() {
         "PASS"
     } else {
         "FAIL"
     }
+}
+
+/// Records `case` as skipped for `why` (its directory holds steps.json saying so).
+fn skip(
+    ctx: &guest::RunContext,
+    bar: &crate::progress::Task,
+    release: &str,
+    mut case: CaseResult,
+    why: String,
+    cases: &mut Vec<CaseResult>,
+) {
+    bar.record(&format!("{release}: {} SKIP: {why}", case.scenario));
+    case.skipped = Some(why);
+    if let Err(e) = bdsnap_report::write_case_dir(&ctx.run_dir, &case, "", "") {
+        eprintln!("writing the skipped case {}: {e}", case.scenario);
+    }
+    cases.push(case);
 }
 
 /// Whether a scenario needs lockdep working: every one but the self-tests that expect

@@ -424,6 +424,7 @@ impl PlannedUnit {
             ),
             kernels: Kernels::All,
             timeout: None,
+            requires: Default::default(),
             disks: vec![workload.data.clone(), workload.store.clone()],
             steps,
             cleanup: Vec::new(),

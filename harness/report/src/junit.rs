@@ -63,7 +63,7 @@ pub fn render_junit(summary: &RunSummary) -> io::Result<String> {
 
 /// A harness error is reported as `<error>`, anything else that did not pass as `<failure>`.
 fn is_failure(case: &CaseResult) -> bool {
-    !case.passed() && case.error.is_none()
+    case.failed() && case.error.is_none()
 }
 
 fn write_suite(
@@ -81,6 +81,7 @@ fn write_suite(
         .filter(|c| c.error.is_some())
         .count()
         .to_string();
+    let skipped = cases.iter().filter(|c| c.is_skipped()).count().to_string();
     let time = seconds(cases.iter().map(|c| c.duration_ms).sum());
     let host = xml_safe(&summary.host);
     w.create_element("testsuite")
@@ -88,7 +89,7 @@ fn write_suite(
         .with_attribute(("tests", tests.as_str()))
         .with_attribute(("failures", failures.as_str()))
         .with_attribute(("errors", errors.as_str()))
-        .with_attribute(("skipped", "0"))
+        .with_attribute(("skipped", skipped.as_str()))
         .with_attribute(("time", time.as_str()))
         .with_attribute(("hostname", host.as_ref()))
         .write_inner_content(|w| {
@@ -135,6 +136,16 @@ fn write_case(w: &mut Writer<Vec<u8>>, classname: &str, case: &CaseResult) -> io
         .with_attribute(("name", name.as_ref()))
         .with_attribute(("file", file.as_ref()))
         .with_attribute(("time", time.as_str()));
+    if let Some(why) = &case.skipped {
+        let why = xml_safe(why).into_owned();
+        element.write_inner_content(|w| {
+            w.create_element("skipped")
+                .with_attribute(("message", why.as_str()))
+                .write_empty()?;
+            Ok(())
+        })?;
+        return Ok(());
+    }
     let Some(message) = case.failure_message() else {
         element.write_empty()?;
         return Ok(());

@@ -61,7 +61,7 @@ pub fn render_ktap(summary: &RunSummary) -> String {
         for (index, case) in cases.iter().enumerate() {
             write_case(&mut out, index + 1, case);
         }
-        let ok = if cases.iter().all(|c| c.passed()) {
+        let ok = if !cases.iter().any(|c| c.failed()) {
             "ok"
         } else {
             "not ok"
@@ -73,6 +73,11 @@ pub fn render_ktap(summary: &RunSummary) -> String {
 
 fn write_case(out: &mut String, number: usize, case: &CaseResult) {
     let name = test_name(&case.scenario);
+    if let Some(why) = &case.skipped {
+        // KTAP: a skipped test is "ok" with a SKIP directive and its reason.
+        let _ = writeln!(out, "  ok {number} {name} # SKIP {}", clean(why));
+        return;
+    }
     if case.passed() {
         let _ = writeln!(out, "  ok {number} {name}");
         return;

@@ -13,7 +13,7 @@ pub mod scan;
 pub mod table;
 pub mod write;
 
-pub use junit::write_junit;
+pub use junit::{render_junit, write_junit};
 pub use ktap::{render_ktap, write_ktap};
 pub use model::{CaseResult, ExpectedFailure, KernelInfo, RunSummary};
 pub use scan::{classify, scan, scan_since, Finding, Marker};

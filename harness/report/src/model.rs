@@ -51,6 +51,10 @@ pub struct CaseResult {
     /// case passes only when exactly that failure was detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_failure: Option<ExpectedFailure>,
+    /// Why the case did not run because the scenario's `requires` were not met: it is
+    /// neither passed nor failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The failure a self-test scenario declares (see `expect_failure` in scenarios/README.md).
@@ -67,6 +71,9 @@ impl CaseResult {
     /// A case passes only when it ran, every step passed and the kernel stayed quiet: an
     /// oops in a worker thread fails the case even if every command returned 0.
     pub fn passed(&self) -> bool {
+        if self.skipped.is_some() {
+            return false;
+        }
         match &self.expected_failure {
             None => {
                 self.error.is_none()
@@ -77,6 +84,16 @@ impl CaseResult {
                 self.error.is_none() && self.expected_failure_mismatch(expected).is_none()
             }
         }
+    }
+
+    /// Skipped for unmet requirements: neither passed nor failed.
+    pub fn is_skipped(&self) -> bool {
+        self.skipped.is_some()
+    }
+
+    /// It ran (or should have) and did not pass.
+    pub fn failed(&self) -> bool {
+        !self.passed() && !self.is_skipped()
     }
 
     /// How the observed failure differs from the declared one, or `None` when it matches.
@@ -118,7 +135,7 @@ impl CaseResult {
     /// `None` when it passed. Console findings come first: when the kernel oopsed, the
     /// failing command is usually a consequence.
     pub fn failure_message(&self) -> Option<String> {
-        if self.passed() {
+        if !self.failed() {
             return None;
         }
         let mut parts = Vec::new();
@@ -209,12 +226,17 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// No case failed (skipped ones did not fail).
     pub fn passed(&self) -> bool {
-        self.cases.iter().all(CaseResult::passed)
+        !self.cases.iter().any(CaseResult::failed)
     }
 
     pub fn failed_count(&self) -> usize {
-        self.cases.iter().filter(|c| !c.passed()).count()
+        self.cases.iter().filter(|c| c.failed()).count()
+    }
+
+    pub fn skipped_count(&self) -> usize {
+        self.cases.iter().filter(|c| c.is_skipped()).count()
     }
 
     /// The kernels in report order: those declared in [`RunSummary::kernels`] first, then
@@ -260,6 +282,7 @@ mod tests {
 
     fn case(steps: Vec<StepRecord>) -> CaseResult {
         CaseResult {
+            skipped: None,
             expected_failure: None,
             kernel: "6.1".into(),
             scenario: "basic".into(),

@@ -15,9 +15,10 @@ pub fn render_terminal_summary(summary: &RunSummary) -> String {
             _ => kernel.to_string(),
         };
         for case in cases {
-            let (result, reason) = match case.failure_message() {
-                None => ("PASS", String::new()),
-                Some(msg) => ("FAIL", shorten(&one_line(&msg), REASON_CHARS)),
+            let (result, reason) = match (&case.skipped, case.failure_message()) {
+                (Some(why), _) => ("SKIP", shorten(&one_line(why), REASON_CHARS)),
+                (None, None) => ("PASS", String::new()),
+                (None, Some(msg)) => ("FAIL", shorten(&one_line(&msg), REASON_CHARS)),
             };
             rows.push([
                 kernel_label.clone(),
@@ -51,10 +52,15 @@ pub fn render_terminal_summary(summary: &RunSummary) -> String {
     let total = summary.cases.len();
     // Deliberately not the bare "N passed, N failed" form: CI readers take that line for a
     // test runner's verdict on the project's own tests.
+    let skipped = summary.skipped_count();
+    let skipped_part = match skipped {
+        0 => String::new(),
+        n => format!(", {n} skipped"),
+    };
     let _ = writeln!(
         out,
-        "{total} cases: {} passed, {failed} failed (run {}, accel {}, {}.{:01} s)",
-        total - failed,
+        "{total} cases: {} passed, {failed} failed{skipped_part} (run {}, accel {}, {}.{:01} s)",
+        total - failed - skipped,
         summary.run_id,
         summary.accel,
         summary.duration_ms / 1000,

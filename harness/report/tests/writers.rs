@@ -2,7 +2,7 @@
 //! KTAP through a small structural checker, JSON through serde.
 
 use bdsnap_report::{
-    render_ktap, render_terminal_summary, write_case_dir, write_junit, write_ktap,
+    render_junit, render_ktap, render_terminal_summary, write_case_dir, write_junit, write_ktap,
     write_summary_json, CaseResult, Finding, KernelInfo, Marker, RunSummary,
 };
 use bdsnap_scenario::{ScenarioOutcome, StepRecord, Verdict};
@@ -27,6 +27,7 @@ fn step(index: usize, action: &str, exit: i32, verdict: Verdict) -> StepRecord {
 
 fn case(kernel: &str, scenario: &str, steps: Vec<StepRecord>) -> CaseResult {
     CaseResult {
+        skipped: None,
         expected_failure: None,
         kernel: kernel.into(),
         scenario: scenario.into(),
@@ -498,5 +499,51 @@ fn terminal_summary_is_a_table_with_reasons() {
         lines[5].starts_with("4 cases: 1 passed, 3 failed"),
         "{}",
         lines[5]
+    );
+}
+
+/// A run with one skipped case: every output says SKIP with the reason, and the run passed.
+#[test]
+fn skipped_cases_are_neither_passed_nor_failed_in_every_output() {
+    let mut s = summary();
+    s.cases
+        .retain(|c| c.kernel == "6.1" && c.scenario == "basic");
+    let mut skipped = case("6.1", "zoned", vec![]);
+    skipped.outcome = None;
+    skipped.skipped = Some("requires: kernel config lacks CONFIG_BLK_DEV_ZONED".into());
+    s.cases.push(skipped);
+    assert!(s.passed());
+    assert_eq!((s.failed_count(), s.skipped_count()), (0, 1));
+
+    let ktap = render_ktap(&s);
+    assert!(
+        ktap.contains("  ok 2 zoned # SKIP requires: kernel config lacks CONFIG_BLK_DEV_ZONED\n"),
+        "{ktap}"
+    );
+    assert!(ktap.contains("\nok 1 bdsnap.6.1\n"), "{ktap}");
+
+    let xml = parse_xml(&render_junit(&s).unwrap());
+    let suite = &xml.all("testsuite")[0];
+    assert_eq!(suite.attr("skipped"), "1");
+    assert_eq!(suite.attr("failures"), "0");
+    let zoned = suite
+        .all("testcase")
+        .into_iter()
+        .find(|c| c.attr("name") == "zoned")
+        .expect("the skipped case is listed");
+    assert_eq!(
+        zoned.all("skipped")[0].attr("message"),
+        "requires: kernel config lacks CONFIG_BLK_DEV_ZONED"
+    );
+    assert!(zoned.all("failure").is_empty());
+
+    let table = render_terminal_summary(&s);
+    assert!(
+        table.contains("zoned     SKIP    requires: kernel config lacks CONFIG_BLK_DEV_ZONED"),
+        "{table}"
+    );
+    assert!(
+        table.contains("2 cases: 1 passed, 0 failed, 1 skipped"),
+        "{table}"
     );
 }

@@ -29,6 +29,8 @@ pub enum ErrorKind {
     FioJob,
     /// Two files in one directory declare the same scenario name.
     DuplicateScenario,
+    /// A `requires` entry is not a version range, option, program or module name.
+    Requires,
 }
 
 /// One mistake in one scenario file.

@@ -11,15 +11,17 @@ pub mod load;
 pub mod located;
 pub mod model;
 pub mod outcome;
+pub mod requires;
 pub mod units;
 
 pub use bdsnap_fio;
 pub use engine::{run, ExecResult, Guest, GuestError, Partial, DEFAULT_STEP_TIMEOUT};
 pub use error::{Diagnostic, ErrorKind, LoadErrors, ScenarioError};
-pub use load::{load, load_dir, load_str, scenario_files};
+pub use load::{disk_from_arg, load, load_dir, load_str, scenario_files};
 pub use located::Location;
 pub use model::{
     Action, Bus, Disk, ExitExpect, Expect, ExpectFailure, FioStep, Kernels, RunStep, Scenario,
     Step, UnplugStep,
 };
 pub use outcome::{ScenarioOutcome, StepRecord, Verdict};
+pub use requires::Requires;

@@ -18,6 +18,7 @@ use crate::model::{
     Action, Bus, Disk, ExitExpect, Expect, ExpectFailure, FioStep, Kernels, RunStep, Scenario,
     Step, UnplugStep,
 };
+use crate::requires::{Requires, VersionRange};
 use crate::units::{ByteSize, FioSize, HumanDuration};
 use bdsnap_fio::{FioJob, RwMode, RW_MODES};
 
@@ -29,7 +30,7 @@ const MAX_DISK_NAME: usize = 16;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a scenario: a mapping with name, steps and optional description, kernels, timeout, disks, cleanup"
+    expecting = "a scenario: a mapping with name, steps and optional description, kernels, timeout, requires, disks, cleanup"
 )]
 struct RawScenario {
     name: String,
@@ -39,6 +40,8 @@ struct RawScenario {
     kernels: RawKernels,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requires: Option<RawRequires>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     disks: Vec<RawDisk>,
     steps: Vec<RawStep>,
@@ -46,6 +49,23 @@ struct RawScenario {
     cleanup: Vec<RawStep>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expect_failure: Option<RawExpectFailure>,
+}
+
+/// What a scenario needs (see `requires.rs`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "requirements: a mapping with optional kernel (a version range), config, programs and modules (lists)"
+)]
+struct RawRequires {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kernel: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    config: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    programs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    modules: Vec<String>,
 }
 
 /// A self-test scenario's declared failure: the harness must detect exactly this.
@@ -459,6 +479,11 @@ fn validate(
         }
     };
 
+    let requires = raw
+        .requires
+        .map(|r| requires_from_raw(r, &root.key("requires"), checker))
+        .unwrap_or_default();
+
     let mut disks: Vec<Disk> = Vec::new();
     for (i, raw_disk) in raw.disks.into_iter().enumerate() {
         let path = root.key("disks").index(i).key("name");
@@ -557,12 +582,56 @@ fn validate(
         description: raw.description,
         kernels,
         timeout: raw.timeout.map(|t| t.0),
+        requires,
         disks,
         steps,
         cleanup,
         expect_failure,
         source: source.to_path_buf(),
         name_location: checker.doc.locate(&name_path),
+    }
+}
+
+/// Checks every entry of `requires`, reporting each bad one where it is written.
+fn requires_from_raw(raw: RawRequires, path: &FieldPath, checker: &mut Checker<'_>) -> Requires {
+    let kernel = raw.kernel.and_then(|text| {
+        VersionRange::parse(&text)
+            .map_err(|e| checker.report(&path.key("kernel"), ErrorKind::Requires, e))
+            .ok()
+    });
+    let mut config = Vec::new();
+    for (i, option) in raw.config.iter().enumerate() {
+        match crate::requires::config_name(option) {
+            Some(name) => config.push(name),
+            None => checker.report(
+                &path.key("config").index(i),
+                ErrorKind::Requires,
+                format!("{option:?} is not a kernel option name (write e.g. BLK_DEV_ZONED)"),
+            ),
+        }
+    }
+    let mut names = |list: Vec<String>, key: &str, what: &str| {
+        let mut out = Vec::new();
+        for (i, name) in list.into_iter().enumerate() {
+            if crate::requires::valid_name(&name) {
+                out.push(name);
+            } else {
+                checker.report(
+                    &path.key(key).index(i),
+                    ErrorKind::Requires,
+                    format!("{name:?} is not a {what} name (letters, digits, '.', '_', '-', '+')"),
+                );
+            }
+        }
+        out
+    };
+    let programs = names(raw.programs, "programs", "program");
+    let modules = names(raw.modules, "modules", "module");
+    Requires {
+        kernel,
+        config,
+        programs,
+        modules,
     }
 }
 
@@ -825,6 +894,45 @@ pub fn disk_references(command: &str) -> Vec<(String, String)> {
     found
 }
 
+/// A disk given on a command line as `NAME:SIZE[:BUS]` (`data:256MiB`, `fast:64MiB:nvme`),
+/// with the same rules as a scenario's `disks` entry.
+pub fn disk_from_arg(text: &str) -> Result<Disk, String> {
+    let mut parts = text.split(':');
+    let (Some(name), Some(size)) = (parts.next(), parts.next()) else {
+        return Err(format!(
+            "disk {text:?}: write NAME:SIZE[:BUS], e.g. data:256MiB"
+        ));
+    };
+    if !valid_disk_name(name) {
+        return Err(format!(
+            "disk {text:?}: the name must match [a-z][a-z0-9_]{{0,{}}}",
+            MAX_DISK_NAME - 1
+        ));
+    }
+    let size_bytes = crate::units::parse_size(size).map_err(|e| format!("disk {text:?}: {e}"))?;
+    let bus = match parts.next() {
+        None | Some("virtio") => Bus::Virtio,
+        Some("scsi") => Bus::Scsi,
+        Some("nvme") => Bus::Nvme,
+        Some(other) => {
+            return Err(format!(
+                "disk {text:?}: bus {other:?} is not one of virtio, scsi, nvme"
+            ))
+        }
+    };
+    if parts.next().is_some() {
+        return Err(format!(
+            "disk {text:?}: write NAME:SIZE[:BUS], e.g. data:256MiB"
+        ));
+    }
+    Ok(Disk {
+        name: name.to_string(),
+        size_bytes,
+        bus,
+        location: Location::default(),
+    })
+}
+
 fn valid_disk_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -897,6 +1005,16 @@ impl Scenario {
                 Kernels::Only(names) => RawKernels::Only(names.clone()),
             },
             timeout: self.timeout.map(HumanDuration),
+            requires: (!self.requires.is_empty()).then(|| RawRequires {
+                kernel: self
+                    .requires
+                    .kernel
+                    .as_ref()
+                    .map(|r| r.as_str().to_string()),
+                config: self.requires.config.clone(),
+                programs: self.requires.programs.clone(),
+                modules: self.requires.modules.clone(),
+            }),
             disks: self
                 .disks
                 .iter()
@@ -933,6 +1051,28 @@ pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disks_from_the_command_line() {
+        let d = disk_from_arg("data:256MiB").unwrap();
+        assert_eq!(
+            (d.name.as_str(), d.size_bytes, d.bus),
+            ("data", 256 << 20, Bus::Virtio)
+        );
+        assert_eq!(disk_from_arg("f_2:4KiB:nvme").unwrap().bus, Bus::Nvme);
+        assert_eq!(disk_from_arg("s:1GiB:scsi").unwrap().bus, Bus::Scsi);
+        for bad in [
+            "data",
+            "Data:1MiB",
+            "data:1MB",
+            "data:1MiB:ide",
+            "data:1MiB:nvme:x",
+            ":1MiB",
+        ] {
+            let err = disk_from_arg(bad).unwrap_err();
+            assert!(err.starts_with(&format!("disk {bad:?}")), "{err}");
+        }
+    }
 
     #[test]
     fn finds_disk_references_as_bash_reads_them() {

@@ -177,6 +177,8 @@ pub struct Scenario {
     pub kernels: Kernels,
     /// Budget for the whole scenario, unscaled.
     pub timeout: Option<Duration>,
+    /// What the kernel and guest must have; unmet, the case is skipped.
+    pub requires: crate::requires::Requires,
     pub disks: Vec<Disk>,
     pub steps: Vec<Step>,
     /// Steps that run after `steps` whatever happened to them (a failure, a timeout, the

@@ -351,7 +351,7 @@ fn syntax_errors_have_a_location() {
     let all = errors("- a\n- b\n");
     assert_eq!(
         all,
-        ["scenarios/t.yaml:1:1: (document): invalid type: sequence, expected a scenario: a mapping with name, steps and optional description, kernels, timeout, disks, cleanup"]
+        ["scenarios/t.yaml:1:1: (document): invalid type: sequence, expected a scenario: a mapping with name, steps and optional description, kernels, timeout, requires, disks, cleanup"]
     );
 }
 
@@ -591,4 +591,58 @@ cleanup:
         .to_string();
     assert!(err.contains("bad.yaml:5"), "{err}");
     assert!(err.contains("bad.yaml:6"), "{err}");
+}
+
+#[test]
+fn requirements_load_and_bad_ones_are_located() {
+    let text = "\
+name: needs
+requires:
+  kernel: \">=5.15, <7\"
+  config: [CONFIG_BLK_DEV_ZONED, XFS_FS]
+  programs: [mkfs.xfs]
+  modules: [null_blk]
+steps:
+  - run: true
+";
+    let sc = load_str(text, Path::new("needs.yaml"), &["6.1"]).unwrap();
+    assert_eq!(sc.requires.config, ["BLK_DEV_ZONED", "XFS_FS"]);
+    assert_eq!(sc.requires.programs, ["mkfs.xfs"]);
+    assert_eq!(sc.requires.modules, ["null_blk"]);
+    assert_eq!(
+        sc.requires
+            .unmet_on_host("7.2.13+deb14-cloud-amd64", &Default::default()),
+        Some(
+            "requires: kernel 7.2.13 is not >=5.15, <7; kernel config lacks \
+             CONFIG_BLK_DEV_ZONED, CONFIG_XFS_FS"
+                .to_string()
+        )
+    );
+    let again = load_str(&sc.to_yaml().unwrap(), Path::new("again.yaml"), &["6.1"]).unwrap();
+    assert_eq!(again.requires, sc.requires);
+
+    let bad = "\
+name: needs
+requires:
+  kernel: \"~6.1\"
+  config: [xfs]
+  programs: [\"mkfs.xfs; reboot\"]
+  cpus: 4
+steps:
+  - run: true
+";
+    let err = load_str(bad, Path::new("bad.yaml"), &["6.1"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.yaml:6") && err.contains("cpus"), "{err}");
+    let bad = bad.replace("  cpus: 4\n", "");
+    let err = load_str(&bad, Path::new("bad.yaml"), &["6.1"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.yaml:3:3: requires.kernel: kernel range"),
+        "{err}"
+    );
+    assert!(err.contains("bad.yaml:4:12: requires.config[0]"), "{err}");
+    assert!(err.contains("bad.yaml:5:14: requires.programs[0]"), "{err}");
 }
