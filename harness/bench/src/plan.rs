@@ -389,6 +389,7 @@ impl PlannedUnit {
                 command,
                 expect: Expect::default(),
                 timeout: Some(DEFAULT_STEP_TIMEOUT),
+                capture: None,
             }),
             location: Default::default(),
         };

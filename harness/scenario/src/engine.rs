@@ -84,7 +84,7 @@ pub fn run(
     } else {
         1.0
     };
-    let env: Vec<(String, String)> = disk_env
+    let mut env: Vec<(String, String)> = disk_env
         .iter()
         .map(|(name, node)| (format!("DISK_{name}"), node.clone()))
         .collect();
@@ -120,6 +120,9 @@ pub fn run(
             run_action(step, guest, &env, scale, remaining, &mut record)
         };
         failed = matches!(record.verdict, Verdict::Fail(_));
+        if !failed {
+            capture(step, &record, &mut env);
+        }
         records.push(record);
     }
     // Cleanup runs whatever happened above, each step even after another failed, with its own
@@ -135,6 +138,9 @@ pub fn run(
             } else {
                 Verdict::Skipped
             };
+            if record.verdict == Verdict::Pass {
+                capture(step, &record, &mut env);
+            }
             record
         })
         .collect();
@@ -142,6 +148,22 @@ pub fn run(
         scenario: scenario.name.clone(),
         steps: records,
         cleanup,
+    }
+}
+
+/// A passing step with `capture: NAME` gives its trimmed stdout to the steps after it as
+/// `$NAME` (a later capture of the same name replaces it).
+fn capture(step: &Step, record: &StepRecord, env: &mut Vec<(String, String)>) {
+    if let Action::Run(RunStep {
+        capture: Some(name),
+        ..
+    }) = &step.action
+    {
+        let value = record.stdout.trim().to_string();
+        match env.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => env.push((name.clone(), value)),
+        }
     }
 }
 

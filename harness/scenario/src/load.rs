@@ -111,6 +111,8 @@ struct RawStep {
     expect: Option<RawExpect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    capture: Option<String>,
 }
 
 /// A fio job as written in a step; checked by [`FioJob::problems`] once parsed.
@@ -694,11 +696,33 @@ fn step_from_raw(raw: RawStep, path: &FieldPath, checker: &mut Checker<'_>) -> O
             expect.stdout_contains = raw_expect.stdout_contains;
             expect.stderr_contains = raw_expect.stderr_contains;
         }
+        let capture = raw.capture.filter(|name| {
+            let ok = valid_capture_name(name);
+            if !ok {
+                checker.report(
+                    &path.key("capture"),
+                    ErrorKind::StepShape,
+                    format!(
+                        "capture name {name:?} must be a shell variable name ([A-Za-z_][A-Za-z0-9_]*) \
+                         that is not DISK_* (those are the disks')"
+                    ),
+                );
+            }
+            ok
+        });
         return Some(Action::Run(RunStep {
             command,
             expect,
             timeout: raw.timeout.map(|t| t.0),
+            capture,
         }));
+    }
+    if raw.capture.is_some() {
+        checker.report(
+            &path.key("capture"),
+            ErrorKind::StepShape,
+            "`capture` belongs to run steps (it keeps a command's output)".to_string(),
+        );
     }
 
     if let Some(disk) = raw.unplug {
@@ -933,6 +957,14 @@ pub fn disk_from_arg(text: &str) -> Result<Disk, String> {
     })
 }
 
+/// A name `capture` may give: a shell variable, not one of the disks' `DISK_*` names.
+fn valid_capture_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("DISK_")
+}
+
 fn valid_disk_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -961,6 +993,7 @@ impl RawStep {
                     stderr_contains: run.expect.stderr_contains.clone(),
                 }),
                 timeout: run.timeout.map(HumanDuration),
+                capture: run.capture.clone(),
                 ..RawStep::default()
             },
             Action::Unplug(unplug) => RawStep {

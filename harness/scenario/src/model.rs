@@ -93,6 +93,9 @@ pub struct RunStep {
     pub expect: Expect,
     /// Unscaled; `None` means the engine's default.
     pub timeout: Option<Duration>,
+    /// When the step passes, its stdout (trimmed) is given to every later step (and to the
+    /// cleanup) as this environment variable.
+    pub capture: Option<String>,
 }
 
 /// Hot-removal of a declared disk through QMP.

@@ -441,3 +441,42 @@ fn cleanup_runs_after_a_timeout_and_a_passing_run_needs_it_to_pass() {
     assert!(outcome.first_failure().is_none());
     assert!(!outcome.passed(), "a failed cleanup fails the outcome");
 }
+
+#[test]
+fn a_captured_output_reaches_later_steps_and_the_cleanup() {
+    let text = "\
+name: capture
+steps:
+  - run: bdsnapctl snapshot create
+    capture: SNAP
+  - run: bdsnapctl snapshot take \"$SNAP\"
+  - run: echo again
+    capture: SNAP
+  - run: use-it
+cleanup:
+  - run: bdsnapctl snapshot destroy \"$SNAP\"
+";
+    let sc = load_str(text, Path::new("capture.yaml"), &["6.1"]).unwrap();
+    let mut guest = FakeGuest::default()
+        .reply("bdsnapctl snapshot create", 0, "  7f3a\n", "")
+        .reply("echo again", 0, "second\n", "");
+    let outcome = run(&sc, &mut guest, &[], 1.0);
+    assert!(outcome.passed(), "{outcome:#?}");
+    let snap = |i: usize| {
+        guest.envs[i]
+            .iter()
+            .find(|(n, _)| n == "SNAP")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(snap(0), None);
+    assert_eq!(snap(1).as_deref(), Some("7f3a"));
+    assert_eq!(snap(3).as_deref(), Some("second"));
+    assert_eq!(snap(4).as_deref(), Some("second"));
+    assert_eq!(guest.envs[3].iter().filter(|(n, _)| n == "SNAP").count(), 1);
+
+    // A failed step captures nothing.
+    let mut guest = FakeGuest::default().reply("bdsnapctl snapshot create", 1, "junk", "");
+    run(&sc, &mut guest, &[], 1.0);
+    assert_eq!(guest.calls.len(), 2, "{:?}", guest.calls);
+    assert!(guest.envs[1].iter().all(|(n, _)| n != "SNAP"));
+}

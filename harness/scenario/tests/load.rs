@@ -130,7 +130,7 @@ fn unknown_field() {
     assert_eq!(
         only_error(&text),
         "scenarios/t.yaml:17:5: steps[3].retries: unknown field `retries`, expected one of \
-         `run`, `unplug`, `fio`, `expect`, `timeout`"
+         `run`, `unplug`, `fio`, `expect`, `timeout`, `capture`"
     );
     let text = VALID.replace("{exit: 0}", "{exit: 0, stdot: x}");
     assert_eq!(
@@ -645,4 +645,39 @@ steps:
     );
     assert!(err.contains("bad.yaml:4:12: requires.config[0]"), "{err}");
     assert!(err.contains("bad.yaml:5:14: requires.programs[0]"), "{err}");
+}
+
+#[test]
+fn capture_names_are_shell_variables_on_run_steps() {
+    let bad = "\
+name: capture
+disks:
+  - {name: data, size: 64MiB}
+steps:
+  - run: echo x
+    capture: 2bad
+  - run: echo y
+    capture: DISK_data
+  - unplug: data
+    capture: X
+";
+    let err = load_str(bad, Path::new("c.yaml"), &["6.1"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c.yaml:6") && err.contains("\"2bad\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("c.yaml:8") && err.contains("\"DISK_data\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("c.yaml:10") && err.contains("belongs to run steps"),
+        "{err}"
+    );
+    let good = "name: c\nsteps:\n  - {run: echo, capture: _ID2}\n";
+    let sc = load_str(good, Path::new("c.yaml"), &["6.1"]).unwrap();
+    let again = load_str(&sc.to_yaml().unwrap(), Path::new("c.yaml"), &["6.1"]).unwrap();
+    assert_eq!(again.steps[0].action, sc.steps[0].action);
 }
