@@ -232,6 +232,23 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
         run_dir.join("timings.json"),
         serde_json::to_string_pretty(&timings)?,
     )?;
+    // On GitHub Actions the run's page shows the table too.
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write as _;
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(bdsnap_report::render_markdown_summary(&summary).as_bytes())
+            });
+        if let Err(e) = written {
+            eprintln!(
+                "writing $GITHUB_STEP_SUMMARY ({}): {e}",
+                std::path::Path::new(&path).display()
+            );
+        }
+    }
     println!("{}", bdsnap_report::render_terminal_summary(&summary));
     println!(
         "results: {} ({:.0}s)",

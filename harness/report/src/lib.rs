@@ -17,7 +17,7 @@ pub use junit::{render_junit, write_junit};
 pub use ktap::{render_ktap, write_ktap};
 pub use model::{CaseResult, ExpectedFailure, KernelInfo, RunSummary};
 pub use scan::{classify, scan, scan_since, Finding, Marker};
-pub use table::render_terminal_summary;
+pub use table::{render_markdown_summary, render_terminal_summary};
 pub use write::{case_dir, failure_details, fio_report_name, write_case_dir, write_summary_json};
 
 use std::path::PathBuf;

@@ -69,6 +69,55 @@ pub fn render_terminal_summary(summary: &RunSummary) -> String {
     out
 }
 
+/// The same table in Markdown, for a CI run's page (GitHub's `$GITHUB_STEP_SUMMARY`): a
+/// heading with the counts, then one row per case.
+pub fn render_markdown_summary(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    let failed = summary.failed_count();
+    let skipped = summary.skipped_count();
+    let total = summary.cases.len();
+    let _ = writeln!(
+        out,
+        "### bdsnap run {}: {} passed, {failed} failed, {skipped} skipped of {total} (accel {})\n",
+        cell(&summary.run_id),
+        total - failed - skipped,
+        cell(&summary.accel)
+    );
+    let _ = writeln!(out, "| kernel | scenario | result | reason |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for (kernel, info, cases) in summary.by_kernel() {
+        let label = match info {
+            Some(k) if !k.release.is_empty() => format!("{kernel} ({})", k.release),
+            _ => kernel.to_string(),
+        };
+        for case in cases {
+            let (result, reason) = match (&case.skipped, case.failure_message()) {
+                (Some(why), _) => ("SKIP", why.clone()),
+                (None, None) => ("PASS", String::new()),
+                (None, Some(msg)) => ("**FAIL**", msg),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {result} | {} |",
+                cell(&label),
+                cell(&case.scenario),
+                cell(&shorten(&one_line(&reason), REASON_CHARS * 2))
+            );
+        }
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell: no pipes or line breaks, HTML special characters
+/// escaped.
+fn cell(text: &str) -> String {
+    one_line(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+}
+
 fn shorten(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}...", &text[..cut]),

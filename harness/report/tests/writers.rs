@@ -547,3 +547,17 @@ fn skipped_cases_are_neither_passed_nor_failed_in_every_output() {
         "{table}"
     );
 }
+
+#[test]
+fn markdown_summary_has_a_row_per_case_and_escapes_cells() {
+    let md = bdsnap_report::render_markdown_summary(&summary());
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+    // Header and four cases.
+    assert_eq!(rows.len(), 5, "{md}");
+    assert!(md.starts_with("### bdsnap run 20250101-000000: 1 passed, 3 failed, 0 skipped of 4"));
+    assert!(
+        rows[2].contains("| escape&lt;&amp;&gt; | **FAIL** | step 2"),
+        "{md}"
+    );
+    assert!(rows.iter().all(|r| r.matches(" | ").count() == 3), "{md}");
+}
