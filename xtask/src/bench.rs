@@ -112,17 +112,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<bool> {
     let jobs = args.jobs.unwrap_or(1).clamp(1, prepared.len().max(1));
     eprintln!("accelerator: {accel}; {jobs} kernel(s) at a time");
 
-    let ctx = guest::RunContext {
-        run_dir: run_dir.clone(),
-        image: image.path.clone(),
-        key,
-        tools,
-        accel,
-        memory: args.vm.memory,
-        cpus: args.vm.cpus,
-        extra_cmdline: args.vm.cmdline.clone(),
-        keep_failed: None,
-    };
+    let ctx = guest::RunContext::new(&run_dir, &image.path, &key, tools, accel, &args.vm);
     let mut bench = BenchRun {
         schema: bdsnap_bench::SCHEMA_VERSION,
         run_id: id.clone(),
@@ -546,12 +536,7 @@ fn run_kernel(
             let _ = vm.remove_disk_if_present(&d.name);
         }
     }
-    let workdir = vm.config().workdir.clone();
-    let _ = vm.shutdown();
-    let _ = std::fs::remove_file(workdir.join("root.qcow2"));
-    for f in files {
-        let _ = std::fs::remove_file(f);
-    }
+    guest::stop_vm(vm, &files);
     let wall_secs = started.elapsed().as_secs_f64();
     bar.finish(format!(
         "{} samples, {} failed unit(s) in {wall_secs:.0}s",

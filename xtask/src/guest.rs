@@ -170,6 +170,28 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// A run's context from its shared pieces and the VM flags (`keep_failed` off).
+    pub fn new(
+        run_dir: &Path,
+        image: &Path,
+        key: &Path,
+        tools: Vec<PathBuf>,
+        accel: Accel,
+        vm: &crate::VmArgs,
+    ) -> Self {
+        Self {
+            run_dir: run_dir.to_path_buf(),
+            image: image.to_path_buf(),
+            key: key.to_path_buf(),
+            tools,
+            accel,
+            memory: vm.memory,
+            cpus: vm.cpus,
+            extra_cmdline: vm.cmdline.clone(),
+            keep_failed: None,
+        }
+    }
+
     /// Boots the kernel of `p` for tests (with [`TEST_BOOT_OPTIONS`]) with its working files in
     /// `workdir`, then installs its freshly built modules (so `modprobe` finds them) and the
     /// guest tools.
@@ -246,6 +268,17 @@ impl RunContext {
             vm.upload(tool, &Path::new("/usr/local/bin").join(name), 0o755)?;
         }
         Ok(vm)
+    }
+}
+
+/// Stops a VM and deletes its overlay and `files` (its scratch disks); its console log and
+/// command line stay as evidence.
+pub fn stop_vm(vm: Vm, files: &[PathBuf]) {
+    let workdir = vm.config().workdir.clone();
+    let _ = vm.shutdown();
+    let _ = std::fs::remove_file(workdir.join("root.qcow2"));
+    for f in files {
+        let _ = std::fs::remove_file(f);
     }
 }
 

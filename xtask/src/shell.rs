@@ -10,7 +10,7 @@ use bdsnap_host::CmdLog;
 use bdsnap_kernels::Matrix;
 use bdsnap_vm::Vm;
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
@@ -64,17 +64,7 @@ pub fn run(root: &Path, args: ShellArgs) -> Result<i32> {
     let key = guest::ssh_key(&bdsnap_host::cache_dir(), &log)?;
     let image = guest::image(root, &prepared, &key, &log)?;
     let accel = args.vm.accel(&p.kernel.vmlinuz);
-    let ctx = RunContext {
-        run_dir: run_dir.clone(),
-        image: image.path.clone(),
-        key: key.clone(),
-        tools,
-        accel,
-        memory: args.vm.memory,
-        cpus: args.vm.cpus,
-        extra_cmdline: args.vm.cmdline.clone(),
-        keep_failed: None,
-    };
+    let ctx = RunContext::new(&run_dir, &image.path, &key, tools, accel, &args.vm);
     eprintln!(
         "shell: booting {} ({}, {accel}); evidence in {}",
         p.kernel.spec.name,
@@ -98,7 +88,7 @@ pub fn run(root: &Path, args: ShellArgs) -> Result<i32> {
         }
         ssh_into(&vm, &key, &nodes, &args.command)
     });
-    stop(vm, &files);
+    guest::stop_vm(vm, &files);
     eprintln!(
         "shell: VM stopped; console log in {}",
         run_dir.join("vm").display()
@@ -168,15 +158,6 @@ fn shell_word(word: &str) -> String {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-fn stop(vm: Vm, files: &[PathBuf]) {
-    let workdir = vm.config().workdir.clone();
-    let _ = vm.shutdown();
-    let _ = std::fs::remove_file(workdir.join("root.qcow2"));
-    for f in files {
-        let _ = std::fs::remove_file(f);
     }
 }
 

@@ -144,20 +144,11 @@ pub fn run(root: &Path, args: TestArgs) -> Result<bool> {
     .clamp(1, prepared.len().max(1));
     eprintln!("accelerator: {accel}; {jobs} VM(s) at a time; preparation took {prep_secs:.1}s");
 
-    let ctx = guest::RunContext {
-        run_dir: run_dir.clone(),
-        image: image.path.clone(),
+    let mut ctx = guest::RunContext::new(&run_dir, &image.path, &key, tools, accel, &args.vm);
+    ctx.keep_failed = args.keep_failed.then(|| guest::KeepFailed {
         key: key.clone(),
-        tools,
-        accel,
-        memory: args.vm.memory,
-        cpus: args.vm.cpus,
-        extra_cmdline: args.vm.cmdline.clone(),
-        keep_failed: args.keep_failed.then(|| guest::KeepFailed {
-            key: key.clone(),
-            dir: run_dir.clone(),
-        }),
-    };
+        dir: run_dir.clone(),
+    });
     let board = crate::progress::Board::new();
     let queue = Mutex::new(prepared.iter().collect::<Vec<&Prepared>>());
     let collected = Mutex::new(Vec::<KernelRun>::new());
@@ -463,9 +454,7 @@ fn needs_lockdep(sc: &Scenario) -> bool {
 
 /// Stops a VM and drops its overlay; its console log and command line stay as evidence.
 fn stop(vm: Vm) {
-    let workdir = vm.config().workdir.clone();
-    let _ = vm.shutdown();
-    let _ = std::fs::remove_file(workdir.join("root.qcow2"));
+    guest::stop_vm(vm, &[]);
 }
 
 #[cfg(test)]
