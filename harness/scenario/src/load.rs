@@ -526,31 +526,10 @@ fn validate(
         );
     }
     let declared: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
-    let mut unplugged: Vec<(String, usize)> = Vec::new();
-    let mut steps = Vec::new();
-    for (i, raw_step) in raw.steps.into_iter().enumerate() {
-        let path = steps_path.index(i);
-        let location = checker.doc.locate(&path);
-        let Some(action) = step_from_raw(raw_step, &path, checker) else {
-            continue;
-        };
-        check_disk_use(&action, &path, &declared, &mut unplugged, checker);
-        steps.push(Step { action, location });
-    }
+    let steps = steps_from_raw(raw.steps, &steps_path, &declared, checker);
     // Cleanup runs however far the steps got, so a disk unplugged by a step may still be
     // there: only declaration is checked, and an unplug in cleanup is counted on its own.
-    let cleanup_path = root.key("cleanup");
-    let mut cleanup = Vec::new();
-    let mut cleanup_unplugged: Vec<(String, usize)> = Vec::new();
-    for (i, raw_step) in raw.cleanup.into_iter().enumerate() {
-        let path = cleanup_path.index(i);
-        let location = checker.doc.locate(&path);
-        let Some(action) = step_from_raw(raw_step, &path, checker) else {
-            continue;
-        };
-        check_disk_use(&action, &path, &declared, &mut cleanup_unplugged, checker);
-        cleanup.push(Step { action, location });
-    }
+    let cleanup = steps_from_raw(raw.cleanup, &root.key("cleanup"), &declared, checker);
 
     let expect_failure = raw.expect_failure.map(|f| {
         let path = root.key("expect_failure");
@@ -592,6 +571,28 @@ fn validate(
         source: source.to_path_buf(),
         name_location: checker.doc.locate(&name_path),
     }
+}
+
+/// One list of steps (`steps` or `cleanup`), each checked; a disk unplugged in the list may
+/// not be used after that within it.
+fn steps_from_raw(
+    raw: Vec<RawStep>,
+    list: &FieldPath,
+    declared: &[&str],
+    checker: &mut Checker<'_>,
+) -> Vec<Step> {
+    let mut unplugged: Vec<(String, usize)> = Vec::new();
+    let mut steps = Vec::new();
+    for (i, raw_step) in raw.into_iter().enumerate() {
+        let path = list.index(i);
+        let location = checker.doc.locate(&path);
+        let Some(action) = step_from_raw(raw_step, &path, checker) else {
+            continue;
+        };
+        check_disk_use(&action, &path, declared, &mut unplugged, checker);
+        steps.push(Step { action, location });
+    }
+    steps
 }
 
 /// Checks every entry of `requires`, reporting each bad one where it is written.
