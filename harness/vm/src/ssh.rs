@@ -91,6 +91,24 @@ pub(crate) fn exec(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<ExecOutput, VmError> {
+    run(session, command, env, timeout, OnTimeout::EndSession)
+}
+
+/// What a timed-out command leaves: its session ended, or (for the command that ends one,
+/// so that a guest that no longer answers cannot make it recurse) nothing done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnTimeout {
+    EndSession,
+    Leave,
+}
+
+fn run(
+    session: &Session,
+    command: &str,
+    env: &[(String, String)],
+    timeout: Duration,
+    on_timeout: OnTimeout,
+) -> Result<ExecOutput, VmError> {
     let line = remote_command(command, env)?;
     let start = Instant::now();
     session.set_blocking(true);
@@ -137,7 +155,10 @@ pub(crate) fn exec(
                 timeout,
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),
                 stderr,
-                ended: end_session(session, session_id),
+                ended: match on_timeout {
+                    OnTimeout::EndSession => end_session(session, session_id),
+                    OnTimeout::Leave => "left running".to_string(),
+                },
             });
         }
         if !progressed {
@@ -205,7 +226,13 @@ fn end_session(session: &Session, id: Option<u32>) -> String {
         return "its processes could not be found: the command did not announce its session"
             .to_string();
     };
-    match exec(session, &end_session_command(id), &[], END_TIMEOUT) {
+    match run(
+        session,
+        &end_session_command(id),
+        &[],
+        END_TIMEOUT,
+        OnTimeout::Leave,
+    ) {
         Ok(o) if o.exit == 0 => {
             let n = o.stdout.trim();
             format!("its {n} process(es) in session {id} were killed")
