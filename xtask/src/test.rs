@@ -354,7 +354,7 @@ fn run_kernel(
                 bar.stage(format!("{}: {} started", k.versions.release, sc.name));
                 let r = guest::run_scenario(v, sc, &kdir.join("disks"), ctx.keep_failed.as_ref());
                 case.outcome = r.outcome;
-                case.error = r.error;
+                case.error = case.error.take().or(r.error);
                 (r.console, r.dmesg, r.kmemleak)
             }
             None => {
